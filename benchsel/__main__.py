@@ -1,0 +1,3 @@
+from benchsel.cli.main import main
+
+main()
