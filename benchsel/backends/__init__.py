@@ -1,0 +1,1 @@
+"""Where models are served: Ollama, any OpenAI-compatible server, or benchsel's own llama-server."""

@@ -1,0 +1,128 @@
+"""The one protocol every backend implements, and the values that cross it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol, runtime_checkable
+
+FormatMode = Literal["none", "json", "schema"]
+ThinkMode = Literal["auto", "off", "on"]
+TimingSource = Literal["server", "wall"]
+
+
+@dataclass(frozen=True)
+class RequestOptions:
+    """Options fixed for every request to one model (changing them between requests reloads it)."""
+
+    temperature: float = 0.0
+    seed: int = 42
+    num_ctx: int = 4096
+    num_predict: int = 1024
+    format: FormatMode = "none"
+    think: ThinkMode = "auto"
+    timeout_s: float = 300.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "temperature": self.temperature,
+            "seed": self.seed,
+            "num_ctx": self.num_ctx,
+            "num_predict": self.num_predict,
+            "format": self.format,
+            "think": self.think,
+        }
+
+
+@dataclass(frozen=True)
+class ModelSnapshot:
+    """What a backend knows about a model at run time; stored with the run."""
+
+    name: str
+    backend: str
+    digest: str
+    family: str | None = None
+    parameter_size: str | None = None
+    parameter_count: int | None = None
+    quantization: str | None = None
+    file_type: int | None = None
+    capabilities: tuple[str, ...] = ()
+    context_length: int | None = None
+    size_bytes: int | None = None
+    server_version: str | None = None
+    # GGUF key/values as Ollama's /api/show "model_info" gives them (arrays may be kept whole);
+    # what hardware.estimate_inference_vram reads.
+    model_info: dict[str, Any] = field(default_factory=dict)
+    has_projector: bool = False
+
+    @property
+    def thinks(self) -> bool:
+        return "thinking" in self.capabilities
+
+
+@dataclass(frozen=True)
+class Memory:
+    """Memory a loaded model occupies, as the server reports it (Ollama: /api/ps)."""
+
+    size_bytes: int
+    size_vram_bytes: int | None
+    source: str
+
+
+@dataclass(frozen=True)
+class Reply:
+    """One answer, with every count and duration the server gave (durations in nanoseconds)."""
+
+    content: str
+    thinking: str = ""
+    done_reason: str | None = None
+    prompt_eval_count: int = 0
+    prompt_eval_duration_ns: int = 0
+    eval_count: int = 0
+    eval_duration_ns: int = 0
+    load_duration_ns: int = 0
+    total_duration_ns: int = 0
+    wall_s: float = 0.0
+    timing_source: TimingSource = "server"
+
+    @property
+    def truncated(self) -> bool:
+        return self.done_reason in ("length", "incomplete")
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """A place that serves models. Raise benchsel.errors types:
+    BackendUnavailable (nothing answers), ModelNotFound, CapabilityError, TransportError (retryable
+    transport faults: timeout, connection refused/reset, 500/503), RequestRejected (4xx etc.)."""
+
+    name: str
+
+    def describe(self, model: str) -> ModelSnapshot:
+        """Metadata for one model; raises ModelNotFound with the fix in the message."""
+        ...
+
+    def load(self, model: str, options: RequestOptions) -> float:
+        """Load the model (untimed warm-up) and return the load time in seconds."""
+        ...
+
+    def chat(
+        self,
+        model: str,
+        messages: list[dict[str, str]],
+        options: RequestOptions,
+        schema: dict[str, Any] | None = None,
+    ) -> Reply:
+        """Send one chat request. ``schema`` is used when ``options.format == 'schema'``."""
+        ...
+
+    def memory(self, model: str) -> Memory | None:
+        """Measured memory of the loaded model, or None when the backend cannot tell."""
+        ...
+
+    def unload(self, model: str) -> None:
+        """Free the model's memory before the next model runs."""
+        ...
+
+    def close(self) -> None:
+        """Release everything the backend holds (processes, connections)."""
+        ...

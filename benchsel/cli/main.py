@@ -1,0 +1,71 @@
+"""The `benchsel` command group. Subcommands load lazily so `benchsel --help` stays instant."""
+
+from __future__ import annotations
+
+import sys
+from importlib import import_module
+from typing import Any
+
+import click
+
+from benchsel import __version__
+from benchsel.errors import BenchselError
+
+# name -> (module, attribute, one-line help). Help text lives here so --help imports nothing.
+COMMANDS: dict[str, tuple[str, str, str]] = {
+    "run": ("benchsel.cli.run_cmd", "run", "Benchmark models on an eval set and store every reply."),
+    "runs": ("benchsel.cli.run_cmd", "runs", "List stored runs."),
+    "score": ("benchsel.cli.score_cmd", "score", "Score predictions made elsewhere against an eval set."),
+    "evalset": ("benchsel.cli.evalset_cmd", "evalset", "Validate, inspect, list and import eval sets."),
+}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name not in COMMANDS:
+            return None
+        module, attr, _ = COMMANDS[name]
+        command: click.Command = getattr(import_module(module), attr)
+        return command
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, COMMANDS[name][2]) for name in self.list_commands(ctx)]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="benchsel")
+def cli() -> None:
+    """Pick the small local model to fine-tune for structured extraction, train it, and measure
+    what the training bought.
+
+    \b
+    Typical session:
+      benchsel run --models gemma3:4b,gemma4:e2b     # benchmark candidates
+      benchsel select RUN_ID --vram 8GiB --reserve 3GiB
+      benchsel report RUN_ID
+      benchsel train --from-selection reports/RUN_ID/selection.json --evaluate
+    """
+
+
+def main(argv: list[str] | None = None) -> Any:
+    try:
+        return cli.main(args=argv, prog_name="benchsel", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("Aborted.", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except BenchselError as exc:
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        click.echo("Interrupted.", err=True)
+        sys.exit(130)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
