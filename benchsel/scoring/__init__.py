@@ -1,0 +1,1 @@
+"""Scoring: parsing replies, schema checks, matching, metrics and confidence intervals."""
