@@ -19,7 +19,7 @@ def normalize_name(name: str) -> str:
     """Casefold, collapse whitespace, strip surrounding quotes/punctuation and a leading article."""
     text = unicodedata.normalize("NFKC", name)
     text = _SPACE.sub(" ", text).strip().strip(_EDGE_PUNCT).strip()
-    text = _ARTICLE.sub("", text)
+    text = _ARTICLE.sub("", text).strip(_EDGE_PUNCT).strip()
     return text.casefold()
 
 
