@@ -15,9 +15,17 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from benchsel.backends.base import ModelSnapshot
 from benchsel.errors import UsageError
 
-__all__ = ["cache_dir", "file_sha256", "parameter_size", "quantization_name", "read_model_info"]
+__all__ = [
+    "cache_dir",
+    "file_sha256",
+    "parameter_size",
+    "quantization_name",
+    "read_model_info",
+    "snapshot_from_gguf",
+]
 
 _SCALARS: dict[int, str] = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<?"}
 _SCALARS.update({10: "<Q", 11: "<q", 12: "<d"})
@@ -83,6 +91,29 @@ def file_sha256(path: Path) -> str:
         entry["sha256"] = digest.hexdigest()
         _save(Path(path), entry)
     return str(entry["sha256"])
+
+
+def snapshot_from_gguf(name: str, path: Path, *, backend: str) -> ModelSnapshot:
+    """A ModelSnapshot of a local GGUF file: digest is the file's sha256, the rest its metadata."""
+    info = read_model_info(path)
+    arch = info.get("general.architecture")
+    count = info.get("general.parameter_count")
+    file_type = info.get("general.file_type")
+    context = info.get(f"{arch}.context_length")
+    return ModelSnapshot(
+        name=name,
+        backend=backend,
+        digest=file_sha256(path),
+        family=str(arch) if arch else None,
+        parameter_size=parameter_size(count),
+        parameter_count=int(count) if count else None,
+        quantization=quantization_name(file_type),
+        file_type=int(file_type) if file_type is not None else None,
+        capabilities=("completion",),
+        context_length=int(context) if context else None,
+        size_bytes=Path(path).stat().st_size,
+        model_info=info,
+    )
 
 
 def _key(path: Path) -> tuple[str, int, int]:

@@ -1,0 +1,110 @@
+"""The embedded backend: benchsel starts its own llama-server for a GGUF file or a demo model."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+from benchsel.backends.base import Memory, ModelSnapshot, Reply, RequestOptions
+from benchsel.backends.demo import DEMO_MODELS, demo_chat_template, demo_model_path
+from benchsel.backends.engine import LlamaServer
+from benchsel.backends.ggufmeta import snapshot_from_gguf
+from benchsel.backends.openai import OpenAIBackend
+from benchsel.errors import ModelNotFound
+
+__all__ = ["LlamaCppBackend", "resolve_model"]
+
+
+def resolve_model(model: str) -> tuple[Path, str | None]:
+    """The GGUF file behind a model name (a demo name or a path) and the chat template to supply."""
+    if model in DEMO_MODELS:
+        return demo_model_path(model), demo_chat_template(model)
+    path = Path(model).expanduser()
+    if path.suffix == ".gguf" and path.is_file():
+        return path, None
+    known = ", ".join(DEMO_MODELS)
+    raise ModelNotFound(f"model '{model}' is neither a demo model ({known}) nor a path to a .gguf file")
+
+
+class _Served:
+    def __init__(self, server: LlamaServer, client: OpenAIBackend) -> None:
+        self.server, self.client = server, client
+
+
+class LlamaCppBackend:
+    """Serves each model with its own llama-server process, started on load() (or the first chat())."""
+
+    name = "llamacpp"
+
+    def __init__(
+        self, threads: int | None = None, slots: int = 1, ctx: int | None = None, lora: Path | None = None
+    ) -> None:
+        self.threads, self.slots, self.ctx, self.lora = threads, slots, ctx, lora
+        self._served: dict[str, _Served] = {}
+        self._lock = threading.Lock()
+
+    def describe(self, model: str) -> ModelSnapshot:
+        path, _ = resolve_model(model)
+        return snapshot_from_gguf(model, path, backend=self.name)
+
+    def load(self, model: str, options: RequestOptions) -> float:
+        return self._serve(model, options).server.load_s
+
+    def chat(
+        self,
+        model: str,
+        messages: list[dict[str, str]],
+        options: RequestOptions,
+        schema: dict[str, Any] | None = None,
+    ) -> Reply:
+        return self._serve(model, options).client.chat(model, messages, options, schema)
+
+    def memory(self, model: str) -> Memory | None:
+        served = self._served.get(model)
+        if served is None or served.server.memory_bytes is None:
+            return None
+        server = served.server
+        return Memory(server.memory_bytes or 0, server.device_memory_bytes, source="llama-server log")
+
+    def unload(self, model: str) -> None:
+        with self._lock:
+            served = self._served.pop(model, None)
+        if served is not None:
+            served.client.close()
+            served.server.stop()
+
+    def close(self) -> None:
+        for model in list(self._served):
+            self.unload(model)
+
+    def server(self, model: str) -> LlamaServer | None:
+        """The running server of ``model``, if any."""
+        served = self._served.get(model)
+        return served.server if served else None
+
+    def _context(self, options: RequestOptions) -> int:
+        # llama-server splits -c across its slots; each slot gets the request's num_ctx
+        return self.ctx if self.ctx is not None else options.num_ctx * self.slots
+
+    def _serve(self, model: str, options: RequestOptions) -> _Served:
+        with self._lock:
+            served = self._served.get(model)
+            if served is not None and served.server.running and served.server.ctx == self._context(options):
+                return served
+            if served is not None:  # another context or a dead process: start afresh, as Ollama reloads
+                served.client.close()
+                served.server.stop()
+            path, template = resolve_model(model)
+            server = LlamaServer(
+                path,
+                ctx=self._context(options),
+                slots=self.slots,
+                threads=self.threads,
+                chat_template=template,
+                lora=self.lora,
+            )
+            server.start()
+            served = _Served(server, OpenAIBackend(server.base_url, api_key_env=""))
+            self._served[model] = served
+            return served
