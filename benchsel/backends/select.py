@@ -1,0 +1,59 @@
+"""Choosing a backend: Ollama, any OpenAI-compatible server, or benchsel's own llama-server."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import httpx
+
+from benchsel.backends.base import Backend
+from benchsel.errors import UsageError
+
+__all__ = ["BackendKind", "make_backend", "ollama_answers"]
+
+BackendKind = Literal["auto", "ollama", "openai", "llamacpp"]
+KINDS: tuple[str, ...] = ("auto", "ollama", "openai", "llamacpp")
+PROBE_TIMEOUT_S = 1.0
+
+
+def ollama_answers(host: str | None = None, timeout_s: float = PROBE_TIMEOUT_S) -> bool:
+    """True when an Ollama server answers ``/api/version`` at ``host`` (default: OLLAMA_HOST)."""
+    from benchsel.backends.ollama import resolve_host
+
+    try:
+        response = httpx.get(f"{resolve_host(host)}/api/version", timeout=timeout_s)
+        return response.status_code == 200 and "version" in response.json()
+    except (httpx.HTTPError, ValueError):
+        return False
+
+
+def make_backend(
+    kind: str = "auto",
+    *,
+    host: str | None = None,
+    base_url: str | None = None,
+    threads: int | None = None,
+    slots: int = 1,
+    ctx: int | None = None,
+    lora: Path | None = None,
+) -> Backend:
+    """The backend ``kind`` names. ``auto``: an OpenAI-compatible server when ``base_url`` is given,
+    else Ollama when it answers at ``host`` / OLLAMA_HOST, else benchsel's own llama-server."""
+    if kind not in KINDS:
+        raise UsageError(f"unknown backend '{kind}' - use one of {', '.join(KINDS)}")
+    if kind == "auto":
+        kind = "openai" if base_url else "ollama" if ollama_answers(host) else "llamacpp"
+    if kind == "ollama":
+        from benchsel.backends.ollama import OllamaBackend
+
+        return OllamaBackend(host)
+    if kind == "openai":
+        if not base_url:
+            raise UsageError("the openai backend needs a server URL - pass --base-url http://HOST:PORT/v1")
+        from benchsel.backends.openai import OpenAIBackend
+
+        return OpenAIBackend(base_url)
+    from benchsel.backends.llamacpp import LlamaCppBackend
+
+    return LlamaCppBackend(threads=threads, slots=slots, ctx=ctx, lora=lora)
