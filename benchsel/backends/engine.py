@@ -9,7 +9,6 @@ import subprocess
 import tempfile
 import threading
 import time
-import weakref
 from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
@@ -23,10 +22,10 @@ __all__ = ["LlamaServer", "ServerMemory", "llama_server_binary", "parse_memory"]
 HEALTH_TIMEOUT_S = 120.0
 STOP_TIMEOUT_S = 10.0
 _BUFFER_LINE = re.compile(
-    r"(?P<device>[\w.-]+)\s+(?P<kind>model|KV|compute|output|RS)\s+buffer size\s*=\s*(?P<mib>[\d.]+)\s*MiB"
+    r"(?P<device>[\w.-]+)\s+(?P<kind>model|KV|compute|output|RS|LoRA)\s+buffer size\s*=\s*(?P<mib>[\d.]+)\s*MiB"
 )
 _HOST_DEVICES = ("CPU", "CPU_Mapped", "CPU_REPACK", "CUDA_Host", "CPU_AARCH64")
-_live: weakref.WeakSet[LlamaServer] = weakref.WeakSet()
+_live: set[LlamaServer] = set()  # every started server, so atexit can stop the ones left running
 
 
 class ServerMemory:
@@ -126,6 +125,7 @@ class LlamaServer:
         """The llama-server command line for this server."""
         args = [str(binary), "-m", str(self.model_path), "--host", "127.0.0.1", "--port", str(port)]
         args += ["-c", str(self.ctx), "-np", str(self.slots), "--no-webui"]
+        args += ["--cache-ram", "0"]  # no host-memory prompt cache: honest prefill timings and memory
         if self.threads:
             args += ["-t", str(self.threads)]
         if self.chat_template is not None:
