@@ -22,7 +22,8 @@ __all__ = ["LlamaServer", "ServerMemory", "llama_server_binary", "parse_memory"]
 HEALTH_TIMEOUT_S = 120.0
 STOP_TIMEOUT_S = 10.0
 _BUFFER_LINE = re.compile(
-    r"(?P<device>[\w.-]+)\s+(?P<kind>model|KV|compute|output|RS|LoRA)\s+buffer size\s*=\s*(?P<mib>[\d.]+)\s*MiB"
+    r"(?P<device>[\w.-]+)\s+(?P<kind>model|KV|compute|output|RS|LoRA)\s+buffer size"
+    r"\s*=\s*(?P<mib>[\d.]+)\s*MiB"
 )
 _HOST_DEVICES = ("CPU", "CPU_Mapped", "CPU_REPACK", "CUDA_Host", "CPU_AARCH64")
 _live: set[LlamaServer] = set()  # every started server, so atexit can stop the ones left running
