@@ -1,0 +1,160 @@
+"""Reading a model's reply: strict JSON, and what can be recovered from a messy one."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Any, Literal
+
+Recovery = Literal["strict", "object", "think", "fence", "embedded", "repaired", "truncated", "none"]
+
+_THINK = re.compile(r"<(think|thinking|reasoning)>.*?</\1>", re.DOTALL | re.IGNORECASE)
+_THINK_OPEN = re.compile(r"^\s*<(think|thinking|reasoning)>", re.IGNORECASE)
+_FENCE = re.compile(r"```[ \t]*(?:json|JSON|javascript)?[ \t]*\n?(.*?)(?:```|\Z)", re.DOTALL)
+_TRAILING_COMMA = re.compile(r",(\s*[}\]])")
+_MAX_CANDIDATES = 64
+_MAX_REPAIR_CHARS = 200_000
+# Recovery parses the text several times; past this size (far beyond any num_predict) only the
+# strict parse is tried, so a runaway reply costs one parse, not many.
+_MAX_RECOVER_CHARS = 1_000_000
+
+
+@dataclass(frozen=True)
+class ParsedReply:
+    """``strict`` is the object when the whole trimmed reply is one; ``recovered`` is the best object
+    that could be read out of it (equal to ``strict`` when that exists)."""
+
+    strict: dict[str, Any] | None
+    recovered: dict[str, Any] | None
+    recovery: Recovery
+
+    @property
+    def strict_ok(self) -> bool:
+        return self.strict is not None
+
+
+def _loads(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError):
+        return None
+
+
+def clean_text(raw: str | bytes) -> str:
+    """Decode bytes leniently and replace lone surrogates so every later step sees valid text."""
+    if isinstance(raw, bytes):
+        return raw.decode("utf-8", errors="replace")
+    try:
+        raw.encode("utf-8")
+    except UnicodeEncodeError:
+        return raw.encode("utf-8", errors="replace").decode("utf-8")
+    return raw
+
+
+def parse_reply(raw: str | bytes | dict[str, Any] | None) -> ParsedReply:
+    """Strict parse first; then strip thinking, code fences and prose, repair trailing commas and
+    truncation. Never raises."""
+    if isinstance(raw, dict):
+        return ParsedReply(raw, raw, "object")
+    if raw is None:
+        return ParsedReply(None, None, "none")
+    text = clean_text(raw).strip()
+    value = _loads(text)
+    if isinstance(value, dict):
+        return ParsedReply(value, value, "strict")
+    if len(text) > _MAX_RECOVER_CHARS:
+        return ParsedReply(None, None, "none")
+    recovered, how = recover(text)
+    return ParsedReply(None, recovered, how)
+
+
+def recover(text: str) -> tuple[dict[str, Any] | None, Recovery]:
+    body, how = text, "embedded"
+    without_think = _THINK.sub("", body)
+    if without_think != body:
+        body, how = without_think.strip(), "think"
+    elif _THINK_OPEN.match(body):
+        return None, "none"  # reasoning that never closed: the answer was never reached
+    value = _loads(body)
+    if isinstance(value, dict):
+        return value, how  # type: ignore[return-value]
+    for block in _FENCE.findall(body):
+        found = _first_object(block)
+        if found is not None:
+            return found, "fence"
+    repaired = _repair_truncated(body)
+    if repaired is not None:
+        return repaired, "truncated"
+    found = _first_object(body)
+    if found is not None:
+        return found, how  # type: ignore[return-value]
+    return None, "none"
+
+
+def _first_object(text: str) -> dict[str, Any] | None:
+    """The first complete JSON object embedded in text; a second pass forgives trailing commas."""
+    if _TRAILING_COMMA.search(text):
+        text = _TRAILING_COMMA.sub(r"\1", text)
+    return _scan_objects(text)
+
+
+def _scan_objects(text: str) -> dict[str, Any] | None:
+    decoder = json.JSONDecoder()
+    start = text.find("{")
+    for _ in range(_MAX_CANDIDATES):
+        if start == -1:
+            break
+        try:
+            value, _end = decoder.raw_decode(text, start)
+        except (ValueError, RecursionError):
+            value = None
+        if isinstance(value, dict):
+            return value
+        start = text.find("{", start + 1)
+    return None
+
+
+def _scan(text: str) -> tuple[list[str], int, bool]:
+    """Brackets still open at the end, the index after the last complete item, and whether the
+    outermost object closed."""
+    stack: list[str] = []
+    in_string = escaped = False
+    last_safe = 0
+    for i, ch in enumerate(text):
+        if in_string:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+        elif ch == '"':
+            in_string = True
+        elif ch in "{[":
+            stack.append("}" if ch == "{" else "]")
+        elif ch in "}]":
+            if not stack:
+                return stack, last_safe, True
+            stack.pop()
+            last_safe = i + 1
+            if not stack:
+                return stack, last_safe, True
+        elif ch == ",":
+            last_safe = i
+    return stack, last_safe, False
+
+
+def _repair_truncated(text: str) -> dict[str, Any] | None:
+    """Close what a reply cut off at the token limit left open: drop the unfinished last item, then
+    close the arrays and objects still open."""
+    start = text.find("{")
+    if start == -1 or len(text) - start > _MAX_REPAIR_CHARS:
+        return None
+    stack, last_safe, closed = _scan(text[start:])
+    if closed or not stack or last_safe == 0:
+        return None
+    prefix = _TRAILING_COMMA.sub(r"\1", text[start : start + last_safe].rstrip().rstrip(","))
+    still_open, _, _ = _scan(prefix)
+    value = _loads(prefix + "".join(reversed(still_open)))
+    return value if isinstance(value, dict) else None
