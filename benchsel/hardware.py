@@ -523,6 +523,8 @@ def parse_rocm_smi(text: str, *, first_index: int = 0) -> list[Gpu]:
 
 TrainMethod = Literal["lora", "qlora"]
 Optimizer = Literal["adamw", "adamw_8bit", "sgd"]
+Precision = Literal["bf16", "fp32"]
+PRECISION_BYTES: dict[str, int] = {"bf16": 2, "fp32": 4}
 OPTIMIZER_BYTES_PER_PARAM: dict[str, int] = {"adamw": 8, "adamw_8bit": 2, "sgd": 0}
 NF4_BYTES_PER_PARAM = Fraction(1, 2) + Fraction(1, 64) + Fraction(4, 64 * 256)  # 4 bit + double-quant
 ACTIVATION_FACTOR_FULL = 34  # bytes per (token x hidden) per layer, Korthikanti et al. 2022, 16-bit
@@ -537,6 +539,7 @@ class TrainingEstimate:
     """Peak memory of one LoRA/QLoRA training step, part by part (bytes)."""
 
     method: str
+    precision: str
     base_weights_bytes: int
     adapter_params: int
     adapter_bytes: int
@@ -561,7 +564,7 @@ class TrainingEstimate:
     def as_rows(self) -> list[tuple[str, str]]:
         return [
             (
-                f"base weights ({'NF4' if self.method == 'qlora' else 'bf16'})",
+                f"base weights ({'NF4' if self.method == 'qlora' else self.precision})",
                 format_bytes(self.base_weights_bytes),
             ),
             (f"adapter ({self.adapter_params:,} params, fp32)", format_bytes(self.adapter_bytes)),
@@ -629,10 +632,12 @@ def estimate_training_memory(
     batch: int = 1,
     gradient_checkpointing: bool = True,
     optimizer: Optimizer = "adamw",
+    precision: Precision = "bf16",
     overhead_bytes: int = DEFAULT_TRAINING_OVERHEAD_BYTES,
 ) -> TrainingEstimate:
     """Peak memory of a LoRA (bf16 base) or QLoRA (NF4 base) step on a llama-like model.
-    ``intermediate_size`` defaults to 4 x hidden; without ``num_heads`` k/v are hidden x hidden."""
+    ``intermediate_size`` defaults to 4 x hidden; without ``num_heads`` k/v are hidden x hidden.
+    ``precision="fp32"`` (a CPU run with bf16 off) doubles the base weights and the activations."""
     _check_positive(
         parameter_count=parameter_count,
         hidden_size=hidden_size,
@@ -644,6 +649,8 @@ def estimate_training_memory(
     )
     if method not in ("lora", "qlora"):
         raise UsageError(f"unknown training method {method!r} - use 'lora' or 'qlora'")
+    if precision not in PRECISION_BYTES:
+        raise UsageError(f"unknown precision {precision!r} - use 'bf16' or 'fp32'")
     if optimizer not in OPTIMIZER_BYTES_PER_PARAM:
         raise UsageError(
             f"unknown optimizer {optimizer!r} - use one of {', '.join(OPTIMIZER_BYTES_PER_PARAM)}"
@@ -654,11 +661,12 @@ def estimate_training_memory(
     targets = _target_names(target_modules)
     adapter_params = num_layers * sum(rank * (shapes[n][0] + shapes[n][1]) for n in targets)
     linear_params = min(parameter_count, num_layers * sum(i * o for i, o in shapes.values()))
+    width = PRECISION_BYTES[precision]
     if method == "qlora":
-        base = int(linear_params * NF4_BYTES_PER_PARAM) + 2 * (parameter_count - linear_params)
+        base = int(linear_params * NF4_BYTES_PER_PARAM) + width * (parameter_count - linear_params)
     else:
-        base = 2 * parameter_count
-    token_hidden = seq_len * batch * hidden_size
+        base = width * parameter_count
+    token_hidden = seq_len * batch * hidden_size * width // 2  # the factors below assume 16-bit
     if gradient_checkpointing:  # every layer keeps its input; one layer is recomputed at a time
         activations = (
             num_layers * ACTIVATION_FACTOR_CHECKPOINTED * token_hidden + ACTIVATION_FACTOR_FULL * token_hidden
@@ -667,6 +675,7 @@ def estimate_training_memory(
         activations = num_layers * ACTIVATION_FACTOR_FULL * token_hidden
     return TrainingEstimate(
         method=method,
+        precision=precision,
         base_weights_bytes=base,
         adapter_params=adapter_params,
         adapter_bytes=4 * adapter_params,

@@ -500,6 +500,13 @@ def test_tiny_lora_without_checkpointing_and_attention_only():
     assert estimate.adapter_params == 2 * (1024 + 768 + 768 + 1024)  # 7,168
 
 
+def test_tiny_lora_in_fp32_doubles_weights_and_activations():
+    estimate = estimate_training_memory(**{**TINY, "precision": "fp32"})
+    assert estimate.base_weights_bytes == 4 * 202_048
+    assert estimate.activations_bytes == 2 * 622_592
+    assert estimate.as_rows()[0][0] == "base weights (fp32)"
+
+
 def test_tiny_qlora_base_is_nf4_plus_bf16_rest():
     estimate = estimate_training_memory(**{**TINY, "method": "qlora"})
     # linear weights 2 * 36,864 = 73,728 at 1/2 + 1/64 + 4/(64*256) B = 36,864 + 1,152 + 18 = 38,034
@@ -510,6 +517,8 @@ def test_tiny_qlora_base_is_nf4_plus_bf16_rest():
 def test_training_rejects_unknown_choices():
     with pytest.raises(UsageError, match="'lora' or 'qlora'"):
         estimate_training_memory(**{**TINY, "method": "full"})
+    with pytest.raises(UsageError, match="'fp32'"):
+        estimate_training_memory(**{**TINY, "precision": "fp8"})
     with pytest.raises(UsageError, match="adamw"):
         estimate_training_memory(**{**TINY, "optimizer": "lion"})
     with pytest.raises(UsageError, match="q_proj"):
