@@ -444,9 +444,12 @@ class _Handler(BaseHTTPRequestHandler):
             self._error(400, f'"{model.name}" does not support thinking')
             return
         options = body.get("options") or {}
-        load_ns = self._ensure_loaded(model, options.get("num_ctx"), body.get("keep_alive"))
         stream = body.get("stream", True)
         messages = body.get("messages") or []
+        unload_only = not messages and _keep_alive_s(body.get("keep_alive")) == 0
+        load_ns = (
+            0 if unload_only else self._ensure_loaded(model, options.get("num_ctx"), body.get("keep_alive"))
+        )
         if not messages:
             self._load_only(model, body, load_ns, started, stream)
             return
@@ -462,12 +465,12 @@ class _Handler(BaseHTTPRequestHandler):
             reply = generation.run()
             self._send(200, generation.final(reply, load_ns, started, with_text=True))
         if _keep_alive_s(body.get("keep_alive")) == 0:
-            self._schedule_unload(model.name)
+            self._expire_soon(model.name)
 
     def _ensure_loaded(self, model: FakeModel, num_ctx: Any, keep_alive: Any) -> int:
         name = _full_name(model.name)
         keep_s = _keep_alive_s(keep_alive)
-        expires = None if keep_s < 0 else time.time() + keep_s
+        expires = None if keep_s < 0 else time.time() + max(keep_s, self.state.unload_delay_s)
         with self.state.lock:
             _expire(self.state)
             entry = self.state.loaded.get(name)
@@ -478,14 +481,12 @@ class _Handler(BaseHTTPRequestHandler):
             self.state.loaded[name] = _Loaded(ctx, expires)
         return int(model.engine.load_s * 1e9) if fresh else 0
 
-    def _schedule_unload(self, name: str) -> None:
-        def unload() -> None:
-            with self.state.lock:
-                self.state.loaded.pop(_full_name(name), None)
-
-        timer = threading.Timer(self.state.unload_delay_s, unload)
-        timer.daemon = True
-        timer.start()
+    def _expire_soon(self, name: str) -> None:
+        """keep_alive 0: the model leaves /api/ps a little later (Ollama unloads asynchronously)."""
+        with self.state.lock:
+            entry = self.state.loaded.get(_full_name(name))
+            if entry is not None:
+                entry.expires_at = time.time() + self.state.unload_delay_s
 
     def _load_only(
         self, model: FakeModel, body: dict[str, Any], load_ns: int, started: int, stream: bool
@@ -501,7 +502,7 @@ class _Handler(BaseHTTPRequestHandler):
             "load_duration": load_ns,
         }
         if unload:
-            self._schedule_unload(model.name)
+            self._expire_soon(model.name)
         if stream:
             self._start_stream()
             self._line(_drop_zero(reply))
