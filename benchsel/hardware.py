@@ -397,6 +397,45 @@ def _needed_bytes(needed: int | VramEstimate | MeasuredVram | VramFigure) -> int
     return int(needed)
 
 
+_BUFFER_RE = re.compile(r"(\S+)\s+(model|KV|RS|compute|output) buffer size\s*=\s*([\d.]+) MiB")
+_BUFFER_PART = {"model": "model", "KV": "kv", "RS": "kv", "compute": "compute", "output": "output"}
+
+
+@dataclass(frozen=True)
+class LlamaServerMemory:
+    """The buffers llama.cpp reports when it loads a model (its ``... buffer size = N MiB`` lines)."""
+
+    model_bytes: int
+    kv_cache_bytes: int
+    compute_buffer_bytes: int
+    output_bytes: int
+    device_bytes: int  # the part on an accelerator (not CPU / *_Host buffers)
+
+    @property
+    def total_bytes(self) -> int:
+        return self.model_bytes + self.kv_cache_bytes + self.compute_buffer_bytes + self.output_bytes
+
+    def as_measured(self, source: str = "llama-server log") -> MeasuredVram:
+        return MeasuredVram(self.total_bytes, self.device_bytes, source)
+
+
+def parse_llama_server_memory(log: str) -> LlamaServerMemory:
+    """Sum the buffer sizes llama-server logs at load time, by part; raises if the log has none."""
+    parts = {"model": 0, "kv": 0, "compute": 0, "output": 0}
+    device = 0
+    for name, kind, mib in _BUFFER_RE.findall(log):
+        size = round(float(mib) * MIB)
+        parts[_BUFFER_PART[kind]] += size
+        if not (name.startswith("CPU") or name.endswith("_Host")):
+            device += size
+    if not any(parts.values()):
+        raise UsageError(
+            "no 'buffer size = N MiB' lines in the llama-server log - "
+            "pass the stderr it printed while loading the model"
+        )
+    return LlamaServerMemory(parts["model"], parts["kv"], parts["compute"], parts["output"], device)
+
+
 # ---------------------------------------------------------------- byte strings
 
 _UNITS = {

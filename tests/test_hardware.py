@@ -25,6 +25,7 @@ from benchsel.hardware import (
     model_shape,
     ollama_preflight_bytes,
     parse_bytes,
+    parse_llama_server_memory,
     run_command,
     training_memory_from_model_info,
     vram_figure,
@@ -340,6 +341,42 @@ def test_fits_rejects_bad_budgets():
         fits(1, 0, 0)
     with pytest.raises(UsageError, match="--reserve"):
         fits(1, GIB, -1)
+
+
+LLAMA_SERVER_CPU_LOG = """\
+load_tensors:   CPU_Mapped model buffer size =    93.80 MiB
+llama_context:        CPU  output buffer size =     0.19 MiB
+llama_kv_cache:        CPU KV buffer size =    90.00 MiB
+llama_kv_cache: size = 90.00 MiB (4096 cells, 30 layers, 1/1 seqs), K (f16): 45.00 MiB, V (f16): 45.00 MiB
+llama_context:        CPU compute buffer size =    97.13 MiB
+"""
+LLAMA_SERVER_CUDA_LOG = """\
+load_tensors:        CUDA0 model buffer size =  4403.49 MiB
+load_tensors:   CPU_Mapped model buffer size =   281.81 MiB
+llama_kv_cache:      CUDA0 KV buffer size =   512.00 MiB
+llama_context:  CUDA_Host  output buffer size =     0.49 MiB
+llama_context:      CUDA0 compute buffer size =   258.50 MiB
+llama_context:  CUDA_Host compute buffer size =    16.01 MiB
+"""
+
+
+def test_parse_llama_server_memory_on_cpu():
+    memory = parse_llama_server_memory(LLAMA_SERVER_CPU_LOG)
+    # the "size = 90.00 MiB (...)" summary line is not a buffer and is not counted twice
+    assert memory.kv_cache_bytes == 90 * MIB
+    assert memory.model_bytes == round(93.80 * MIB)
+    assert memory.compute_buffer_bytes == round(97.13 * MIB)
+    assert memory.device_bytes == 0
+    measured = memory.as_measured()
+    assert measured.source == "llama-server log" and measured.spilled_to_cpu
+
+
+def test_parse_llama_server_memory_on_cuda_counts_device_buffers():
+    memory = parse_llama_server_memory(LLAMA_SERVER_CUDA_LOG)
+    assert memory.device_bytes == round((4403.49 + 512.00 + 258.50) * MIB)
+    assert memory.total_bytes == round((4403.49 + 281.81 + 512.00 + 0.49 + 258.50 + 16.01) * MIB)
+    with pytest.raises(UsageError, match="stderr"):
+        parse_llama_server_memory("main: server is listening on http://127.0.0.1:8080")
 
 
 # ---------------------------------------------------------------- byte strings
