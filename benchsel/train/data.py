@@ -429,7 +429,6 @@ def _drop_near_duplicates(examples: list[Example], dropped: list[Dropped]) -> li
 
 _MINHASH_BANDS = 20
 _MINHASH_ROWS = 5
-_MERSENNE = (1 << 61) - 1
 
 
 def near_duplicates(sets: Sequence[frozenset[int]], threshold: float) -> dict[int, int]:
@@ -461,14 +460,21 @@ def _minhash(hashes: list[list[int]]) -> Any:
     lengths = np.array([len(h) for h in hashes])
     flat = np.fromiter((x for h in hashes for x in h), dtype=np.uint64, count=int(lengths.sum()))
     starts = np.concatenate(([0], np.cumsum(lengths)[:-1]))
-    rng = np.random.default_rng(20240611)
     perms = _MINHASH_BANDS * _MINHASH_ROWS
-    a = rng.integers(1, 1 << 32, size=perms, dtype=np.uint64)
-    b = rng.integers(0, 1 << 32, size=perms, dtype=np.uint64)
+    salts = np.random.default_rng(20240611).integers(0, 1 << 63, size=perms, dtype=np.uint64)
     out = np.empty((len(hashes), perms), dtype=np.uint64)
     for k in range(perms):
-        out[:, k] = np.minimum.reduceat((a[k] * flat + b[k]) % np.uint64(_MERSENNE), starts)
+        out[:, k] = np.minimum.reduceat(_mix64(flat ^ salts[k]), starts)
     return out
+
+
+def _mix64(x: Any) -> Any:
+    """splitmix64's finaliser: a bijective 64-bit mix, so each salt gives an independent permutation."""
+    import numpy as np
+
+    x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return x ^ (x >> np.uint64(31))
 
 
 def _jaccard(left: frozenset[int], right: frozenset[int]) -> float:
