@@ -462,7 +462,11 @@ class _Handler(BaseHTTPRequestHandler):
         if stream:
             self._stream_chat(generation, load_ns, started, self.fault)
         else:
-            reply = generation.run()
+            try:
+                reply = generation.run()
+            except _EngineError as exc:
+                self._error(500, str(exc))
+                return
             self._send(200, generation.final(reply, load_ns, started, with_text=True))
         if _keep_alive_s(body.get("keep_alive")) == 0:
             self._expire_soon(model.name)
@@ -512,12 +516,15 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _stream_chat(self, generation: _Generation, load_ns: int, started: int, fault: Fault | None) -> None:
         self._start_stream()
-        for piece in generation.pieces():
-            self._line(generation.partial(piece))
-            if fault is not None and fault.kind == "error_line":
-                self._line({"error": "an error was encountered while running the model: injected"})
-                self._end_stream()
-                return
+        try:
+            for piece in generation.pieces():
+                self._line(generation.partial(piece))
+                if fault is not None and fault.kind == "error_line":
+                    raise _EngineError("an error was encountered while running the model: injected")
+        except _EngineError as exc:  # after streaming started, Ollama sends an error line with HTTP 200
+            self._line({"error": str(exc)})
+            self._end_stream()
+            return
         if fault is None or fault.kind != "no_done":
             self._line(generation.final(generation.reply, load_ns, started, with_text=False))
         self._end_stream()
@@ -547,7 +554,9 @@ class _Generation:
 
     def run(self) -> _Result:
         with httpx.Client(base_url=self.model.engine.base_url, timeout=600) as client:
-            data = client.post("/v1/chat/completions", json={**self.request, "stream": False}).json()
+            response = client.post("/v1/chat/completions", json={**self.request, "stream": False})
+        _raise_for_engine(response)
+        data = response.json()
         choice = data["choices"][0]
         self.reply = _Result(
             choice["message"].get("content") or "", choice.get("finish_reason"), data.get("timings", {})
@@ -564,6 +573,9 @@ class _Generation:
             httpx.Client(base_url=self.model.engine.base_url, timeout=600) as client,
             client.stream("POST", "/v1/chat/completions", json=request) as response,
         ):
+            if response.status_code >= 400:
+                response.read()
+                _raise_for_engine(response)
             for line in response.iter_lines():
                 if not line.startswith("data: ") or line == "data: [DONE]":
                     continue
@@ -609,6 +621,19 @@ class _Generation:
         with httpx.Client(base_url=self.model.engine.base_url, timeout=60) as client:
             tokens = client.post("/tokenize", json={"content": self.thinking}).json().get("tokens", [])
         return len(tokens)
+
+
+class _EngineError(Exception):
+    """llama-server refused or failed a request; Ollama reports it as a 500 or an error line."""
+
+
+def _raise_for_engine(response: httpx.Response) -> None:
+    if response.status_code >= 400:
+        try:
+            message = response.json().get("error", {}).get("message", response.text)
+        except (ValueError, AttributeError):
+            message = response.text
+        raise _EngineError(f"llama runner error ({response.status_code}): {message}")
 
 
 def _llama_request(messages: list[dict[str, Any]], options: dict[str, Any], fmt: Any) -> dict[str, Any]:

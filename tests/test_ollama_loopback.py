@@ -18,6 +18,7 @@ pytestmark = pytest.mark.integration
 
 MODEL = "smollm2:135m"
 THINKER = "thinker:135m"
+STUBBORN = "stubborn:135m"
 REASONING = "The user wants entities and relationships. I will answer with one JSON object."
 MESSAGES = [{"role": "user", "content": "Name one colour. Answer with one word."}]
 OPTIONS = {"temperature": 0, "seed": 1, "num_ctx": 4096, "num_predict": 8}
@@ -28,6 +29,7 @@ def fake(smollm2_path: Path, smollm2_server: LlamaServer) -> Iterator[FakeOllama
     models = [
         FakeModel(MODEL, smollm2_path, smollm2_server),
         FakeModel(THINKER, smollm2_path, smollm2_server, thinking_text=REASONING),
+        FakeModel(STUBBORN, smollm2_path, smollm2_server, thinking_text=REASONING, honours_think_off=False),
     ]
     with FakeOllama(models, unload_delay_s=0.1) as server:
         yield server
@@ -50,7 +52,7 @@ def test_root_and_version(http: httpx.Client) -> None:
 
 def test_tags_list_the_models_with_size_digest_and_details(http: httpx.Client, smollm2_path: Path) -> None:
     models = {m["name"]: m for m in http.get("/api/tags").json()["models"]}
-    assert set(models) == {MODEL, THINKER}
+    assert set(models) == {MODEL, THINKER, STUBBORN}
     entry = models[MODEL]
     assert entry["size"] == smollm2_path.stat().st_size
     assert len(entry["digest"]) == 64
@@ -138,6 +140,8 @@ def test_thinking_double_returns_its_reasoning_unless_think_is_false(http: httpx
     assert thought["eval_count"] > plain["eval_count"]
     streamed = ndjson(http.post("/api/chat", json={**body, "stream": True, "think": True}))
     assert "".join(line["message"].get("thinking", "") for line in streamed) == REASONING
+    stubborn = http.post("/api/chat", json={**body, "model": STUBBORN, "think": False}).json()
+    assert stubborn["message"]["thinking"] == REASONING, "a model that ignores think: false"
 
 
 def test_load_unload_and_ps(http: httpx.Client, fake: FakeOllama) -> None:
