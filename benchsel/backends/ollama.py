@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -80,6 +81,7 @@ class OllamaBackend:
         self.host = resolve_host(host)
         self._injected = client
         self._clients: dict[float, ollama.Client] = {}
+        self._lock = threading.Lock()
         self._http = http or httpx.Client(base_url=self.host, timeout=_timeout(60.0))
         self._owns_http = http is None
 
@@ -155,8 +157,12 @@ class OllamaBackend:
             "think": _think(options),
         }
         started = time.perf_counter()
-        parts = self._client(options.timeout_s).chat(stream=True, **request)
-        return self._call(lambda: _collect(parts, started, options.timeout_s), model=model)
+
+        def send() -> Reply:
+            parts = self._client(options.timeout_s).chat(stream=True, **request)
+            return _collect(parts, started, options.timeout_s)
+
+        return self._call(send, model=model)
 
     def memory(self, model: str) -> Memory | None:
         entry = self._ps_entry(model)
@@ -206,9 +212,10 @@ class OllamaBackend:
     def _client(self, timeout_s: float = 60.0) -> ollama.Client:
         if self._injected is not None:
             return self._injected
-        if timeout_s not in self._clients:
-            self._clients[timeout_s] = ollama.Client(host=self.host, timeout=_timeout(timeout_s))
-        return self._clients[timeout_s]
+        with self._lock:
+            if timeout_s not in self._clients:
+                self._clients[timeout_s] = ollama.Client(host=self.host, timeout=_timeout(timeout_s))
+            return self._clients[timeout_s]
 
     def _ps_entry(self, model: str) -> Any:
         listing = self._call(lambda: self._client().ps(), model=None)
