@@ -112,9 +112,11 @@ def _resampled_sums(tables: Sequence[np.ndarray], resamples: int, seed: int) -> 
     out: list[list[np.ndarray]] = [[] for _ in tables]
     rows_per_chunk = max(1, 2_000_000 // max(n, 1))
     for first in range(0, resamples, rows_per_chunk):
-        idx = rng.integers(0, n, size=(min(rows_per_chunk, resamples - first), n))
+        rows = min(rows_per_chunk, resamples - first)
+        draws = rng.integers(0, n, size=(rows, n)) + np.arange(rows)[:, None] * n
+        weights = np.bincount(draws.ravel(), minlength=rows * n).reshape(rows, n).astype(np.float64)
         for table, sums in zip(tables, out, strict=True):
-            sums.append(table[idx].sum(axis=1))
+            sums.append(weights @ table)
     return [np.concatenate(parts) for parts in out]
 
 
