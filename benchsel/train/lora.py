@@ -234,7 +234,7 @@ def _sft_config(settings: TrainSettings, checkpoints: Path, qlora: bool) -> Any:
         use_cpu=not _cuda(),
         bf16=bf16,
         fp16=False,
-        gradient_checkpointing=qlora,
+        activation_checkpointing=qlora,
         include_num_input_tokens_seen="non_padding",
         report_to="none",
         disable_tqdm=True,

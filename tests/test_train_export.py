@@ -1,0 +1,196 @@
+"""GGUF export: a tiny Llama and its trained LoRA, served by a real llama-server and checked token by token
+against transformers + peft."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pytest
+from test_train_lora import SYSTEM, extraction_examples
+
+from benchsel.train.export import permute_qk, write_modelfile
+
+STEPS = 12
+# Allowed gap between llama.cpp's and transformers' log-probabilities (f32 base, f16 adapter).
+LOGPROB_TOLERANCE = 0.02
+# A random tiny model has near-uniform logits: where transformers' top two are closer than this, either
+# token is a correct greedy choice and only the log-probabilities are compared.
+NEAR_TIE = 0.02
+
+
+def test_modelfile_has_from_adapter_template_and_parameters() -> None:
+    text = write_modelfile(
+        "smollm2:135m",
+        Path("/out/adapter.gguf"),
+        "{{ .Prompt }}",
+        {"stop": ["<|im_end|>", "<|endoftext|>"], "temperature": 0, "num_ctx": 4096},
+    )
+    assert text.splitlines() == [
+        "FROM smollm2:135m",
+        "ADAPTER /out/adapter.gguf",
+        'TEMPLATE """{{ .Prompt }}"""',
+        'PARAMETER stop "<|im_end|>"',
+        'PARAMETER stop "<|endoftext|>"',
+        "PARAMETER temperature 0",
+        "PARAMETER num_ctx 4096",
+    ]
+
+
+def test_permute_qk_interleaves_the_rotary_halves_of_each_head() -> None:
+    rows = np.arange(8, dtype=np.float32).reshape(8, 1)  # 2 heads of 4 rows: [x0 x1 | y0 y1] per head
+    assert permute_qk(rows, 2).ravel().tolist() == [0, 2, 1, 3, 4, 6, 5, 7]
+    assert permute_qk(rows, 4, 2).ravel().tolist() == [0, 2, 1, 3, 4, 6, 5, 7]
+
+
+@dataclass(frozen=True)
+class Exported:
+    hf_dir: Path
+    adapter_dir: Path
+    base_gguf: Path
+    adapter_gguf: Path
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory: pytest.TempPathFactory) -> Exported:
+    pytest.importorskip("trl")
+    from benchsel.train.base import resolve_base
+    from benchsel.train.export import export_base_gguf, export_gguf_adapter
+    from benchsel.train.lora import TrainSettings, train_lora
+    from benchsel.train.tiny import build_tiny_llama
+
+    root = tmp_path_factory.mktemp("export")
+    base = resolve_base(str(build_tiny_llama(root / "tiny")))
+    # A high learning rate so the adapter visibly moves the tiny model's greedy output.
+    settings = TrainSettings(
+        r=8, alpha=16, dropout=0.0, learning_rate=2e-2, epochs=3, warmup_ratio=0.0,
+        per_device_batch_size=4, gradient_accumulation_steps=1, max_seq_len=256, seed=1,
+    )  # fmt: skip
+    result = train_lora(base, extraction_examples(24, 1), extraction_examples(4, 2), settings, root / "run")
+    base_gguf = export_base_gguf(base.hf_dir, root / "tiny-f32.gguf")
+    adapter_gguf = export_gguf_adapter(result.adapter_dir, base, root / "adapter.gguf")
+    return Exported(base.hf_dir, result.adapter_dir, base_gguf, adapter_gguf)
+
+
+@pytest.mark.train
+def test_adapter_gguf_layout(exported: Exported) -> None:
+    from gguf import GGUFReader
+
+    reader = GGUFReader(exported.adapter_gguf)
+    fields = {
+        name: reader.get_field(name).contents() for name in reader.fields if not name.startswith("GGUF.")
+    }
+    assert fields["general.type"] == "adapter"
+    assert fields["general.architecture"] == "llama"
+    assert fields["adapter.type"] == "lora"
+    assert fields["adapter.lora.alpha"] == pytest.approx(16.0)
+    shapes = {t.name: [int(n) for n in t.shape] for t in reader.tensors}  # ggml order: [ne0, ne1]
+    modules = ("attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down")
+    assert set(shapes) == {f"blk.{i}.{m}.weight.lora_{ab}" for i in (0, 1) for m in modules for ab in "ab"}
+    # hidden 64, 4 heads, 2 KV heads (k/v out 32), MLP 128, r 8: A is [in, r], B is [r, out]
+    assert shapes["blk.0.attn_q.weight.lora_a"] == [64, 8] and shapes["blk.0.attn_q.weight.lora_b"] == [8, 64]
+    assert shapes["blk.1.attn_k.weight.lora_b"] == [8, 32]
+    assert shapes["blk.0.ffn_down.weight.lora_a"] == [128, 8] and shapes["blk.0.ffn_up.weight.lora_b"] == [
+        8,
+        128,
+    ]
+
+
+def _prompt_ids(hf_dir: Path) -> list[int]:
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(hf_dir)
+    messages = [
+        {"role": "system", "content": SYSTEM},
+        {"role": "user", "content": "The Alice works for Kafka."},
+    ]
+    encoded = tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_dict=True)
+    return list(encoded["input_ids"])
+
+
+def _hf_steps(model: Any, prompt: list[int]) -> list[tuple[int, float, list[float]]]:
+    """Greedy decoding with transformers: (token, top-2 logit margin, log-probabilities) per step."""
+    import torch
+
+    sequence, steps = list(prompt), []
+    with torch.no_grad():
+        for _ in range(STEPS):
+            logits = model(torch.tensor([sequence])).logits[0, -1].float()
+            top = torch.topk(logits, 2)
+            token = int(top.indices[0])
+            steps.append(
+                (token, float(top.values[0] - top.values[1]), torch.log_softmax(logits, -1).tolist())
+            )
+            sequence.append(token)
+    return steps
+
+
+def _llama_step(url: str, ids: list[int], lora_scale: float) -> tuple[int, dict[int, float]]:
+    """One greedy token from llama-server for a token-id prompt, with its top log-probabilities."""
+    body = {
+        "prompt": ids, "n_predict": 1, "temperature": 0.0, "n_probs": 5, "cache_prompt": False,
+        "lora": [{"id": 0, "scale": lora_scale}],
+    }  # fmt: skip
+    reply = httpx.post(f"{url}/completion", json=body, timeout=60).json()
+    step = reply["completion_probabilities"][0]
+    return int(step["id"]), {int(t["id"]): float(t["logprob"]) for t in step["top_logprobs"]}
+
+
+def _llama_greedy(url: str, ids: list[int], lora_scale: float) -> list[int]:
+    body = {
+        "prompt": ids, "n_predict": STEPS, "temperature": 0.0, "cache_prompt": False, "ignore_eos": True,
+        "return_tokens": True, "lora": [{"id": 0, "scale": lora_scale}],
+    }  # fmt: skip
+    return [int(t) for t in httpx.post(f"{url}/completion", json=body, timeout=60).json()["tokens"]]
+
+
+def _assert_same_as_transformers(
+    url: str, prompt: list[int], hf: list[tuple[int, float, list[float]]], lora_scale: float
+) -> None:
+    """Teacher-forced on transformers' greedy path: same top-1 (unless a near tie), same log-probs."""
+    prefix = list(prompt)
+    for step, (token, margin, logprobs) in enumerate(hf):
+        llama_token, llama_logprobs = _llama_step(url, prefix, lora_scale)
+        if margin > NEAR_TIE:
+            assert llama_token == token, f"step {step}: llama.cpp chose {llama_token}, transformers {token}"
+        for candidate, value in llama_logprobs.items():
+            assert value == pytest.approx(logprobs[candidate], abs=LOGPROB_TOLERANCE), f"step {step}"
+        prefix.append(token)
+
+
+@pytest.mark.train
+@pytest.mark.integration
+def test_llama_server_with_the_adapter_matches_transformers_and_peft(exported: Exported) -> None:
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    from benchsel.backends.engine import LlamaServer
+
+    prompt = _prompt_ids(exported.hf_dir)
+    base_model = AutoModelForCausalLM.from_pretrained(exported.hf_dir, dtype=torch.float32).eval()
+    hf_base = _hf_steps(base_model, prompt)
+    hf_lora = _hf_steps(PeftModel.from_pretrained(base_model, exported.adapter_dir).eval(), prompt)
+    hf_base_tokens, hf_lora_tokens = [s[0] for s in hf_base], [s[0] for s in hf_lora]
+    assert hf_lora_tokens != hf_base_tokens, "the adapter must change the output, or the check proves nothing"
+
+    with LlamaServer(exported.base_gguf, ctx=512, lora=exported.adapter_gguf) as server:
+        _assert_same_as_transformers(server.base_url, prompt, hf_base, lora_scale=0.0)
+        _assert_same_as_transformers(server.base_url, prompt, hf_lora, lora_scale=1.0)
+        llama_lora = _llama_greedy(server.base_url, prompt, 1.0)
+        llama_base = _llama_greedy(server.base_url, prompt, 0.0)
+        chat = httpx.post(
+            f"{server.base_url}/v1/chat/completions",
+            json={"messages": [{"role": "user", "content": "The Docker uses Redis."}], "max_tokens": 8},
+            timeout=60,
+        ).json()
+    assert llama_lora != llama_base
+    # Free-running greedy agrees up to the first near tie, where either choice is right.
+    ties = [i for i, (_, margin, _) in enumerate(hf_lora) if margin <= NEAR_TIE]
+    agree = ties[0] if ties else STEPS
+    assert llama_lora[:agree] == hf_lora_tokens[:agree]
+    assert chat["choices"][0]["message"]["content"] is not None
+    assert chat["usage"]["completion_tokens"] > 0
