@@ -76,8 +76,16 @@ class StoredResult:
 
 # ---- migrations ---------------------------------------------------------------------------------
 
+def _script(db: sqlite3.Connection, script: str) -> None:
+    # executescript() would COMMIT the migration's transaction first; run statement by statement.
+    for statement in script.split(";"):
+        if statement.strip():
+            db.execute(statement)
+
+
 def _m001_initial(db: sqlite3.Connection) -> None:
-    db.executescript(
+    _script(
+        db,
         """
         CREATE TABLE runs (
             id TEXT PRIMARY KEY,
