@@ -194,3 +194,52 @@ def test_llama_server_with_the_adapter_matches_transformers_and_peft(exported: E
     assert llama_lora[:agree] == hf_lora_tokens[:agree]
     assert chat["choices"][0]["message"]["content"] is not None
     assert chat["usage"]["completion_tokens"] > 0
+
+
+def _fake_ollama_store(root: Path, name: str, gguf_path: Path) -> Path:
+    """An Ollama model folder holding ``gguf_path`` as the model layer of ``name:latest``."""
+    import hashlib
+    import json
+    import shutil
+
+    digest = hashlib.sha256(gguf_path.read_bytes()).hexdigest()
+    (root / "blobs").mkdir(parents=True)
+    shutil.copy(gguf_path, root / "blobs" / f"sha256-{digest}")
+    manifest = root / "manifests" / "registry.ollama.ai" / "library" / name / "latest"
+    manifest.parent.mkdir(parents=True)
+    layers = [
+        {"mediaType": "application/vnd.ollama.image.template", "digest": "sha256:" + "0" * 64},
+        {"mediaType": "application/vnd.ollama.image.model", "digest": f"sha256:{digest}"},
+    ]
+    manifest.write_text(json.dumps({"schemaVersion": 2, "layers": layers}), encoding="utf-8")
+    return root
+
+
+@pytest.mark.train
+def test_an_ollama_tag_resolves_to_its_blob_and_loads_as_the_same_model(
+    exported: Exported, tmp_path: Path
+) -> None:
+    """The exported GGUF, served as an Ollama blob, comes back through transformers as identical weights."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from benchsel.train.base import resolve_base
+
+    models = _fake_ollama_store(tmp_path / "ollama", "tiny", exported.base_gguf)
+    resolved = resolve_base("tiny", cache_dir=tmp_path / "bases", ollama_models=models)
+    assert (resolved.kind, resolved.architecture, resolved.ollama_tag) == ("ollama", "llama", "tiny")
+    assert resolved.gguf_path is not None and resolved.gguf_path.parent == models / "blobs"
+    assert "quantization_config" not in (resolved.hf_dir / "config.json").read_text()
+    ids = torch.tensor([[1, 5, 6, 7, 8, 9, 10]])
+    original = AutoModelForCausalLM.from_pretrained(exported.hf_dir)(ids).logits
+    assert torch.allclose(
+        AutoModelForCausalLM.from_pretrained(resolved.hf_dir)(ids).logits, original, atol=1e-5
+    )
+
+
+def test_an_unpulled_ollama_tag_says_how_to_pull_it(tmp_path: Path) -> None:
+    from benchsel.errors import ModelNotFound
+    from benchsel.train.base import resolve_base
+
+    with pytest.raises(ModelNotFound, match=r"'gemma3:4b' is not pulled .* run `ollama pull gemma3:4b`"):
+        resolve_base("gemma3:4b", cache_dir=tmp_path, ollama_models=tmp_path)
