@@ -74,7 +74,7 @@ class Manifest(_Strict):
     schema_file: str = Field("schema.json", alias="schema")
     cases: str = "cases.jsonl"
     symmetric_relations: list[str] = Field(default_factory=list)
-    defaults: Defaults = Field(default_factory=Defaults)
+    defaults: Defaults = Field(default_factory=lambda: Defaults())
 
     @field_validator("symmetric_relations")
     @classmethod
@@ -132,6 +132,7 @@ class EvalSet:
 
 # ---- finding eval sets -------------------------------------------------------------------------
 
+
 def bundled_root() -> Path:
     """Where the bundled eval sets live: $BENCHSEL_EVALSETS, the wheel's copy, or the source tree."""
     env = os.environ.get("BENCHSEL_EVALSETS")
@@ -168,6 +169,7 @@ def resolve_evalset(name_or_path: str | Path) -> Path:
 
 
 # ---- loading ------------------------------------------------------------------------------------
+
 
 def load_evalset(name_or_path: str | Path) -> EvalSet:
     """Load and validate an eval set directory (or a bundled name)."""
@@ -298,6 +300,7 @@ def _pydantic_reason(exc: ValidationError) -> str:
 
 # ---- stats --------------------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class EvalSetStats:
     name: str
@@ -315,7 +318,7 @@ class EvalSetStats:
 def stats(evalset: EvalSet) -> EvalSetStats:
     lengths = sorted(len(c.text) for c in evalset.cases)
     labels = Counter(r.relation for c in evalset.cases for r in c.gold.relationships)
-    by_diff = Counter(c.difficulty for c in evalset.cases)
+    by_diff: Counter[str] = Counter(c.difficulty for c in evalset.cases)
     return EvalSetStats(
         name=evalset.name,
         cases=len(evalset.cases),

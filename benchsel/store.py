@@ -29,6 +29,7 @@ def default_db_path() -> Path:
 
 # ---- records ------------------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class RunRecord:
     id: str
@@ -75,6 +76,7 @@ class StoredResult:
 
 
 # ---- migrations ---------------------------------------------------------------------------------
+
 
 def _script(db: sqlite3.Connection, script: str) -> None:
     # executescript() would COMMIT the migration's transaction first; run statement by statement.
@@ -138,7 +140,7 @@ def _m001_initial(db: sqlite3.Connection) -> None:
         );
         CREATE INDEX results_by_run ON results (run_id, model, case_id, repeat);
         CREATE INDEX results_by_key ON results (cache_key);
-        """
+        """,
     )
 
 
@@ -264,7 +266,9 @@ class Store:
     def run(self, run_id: str) -> RunRecord:
         """A run by id, or by a unique prefix of it, or 'latest'."""
         if run_id == "latest":
-            row = self._db.execute("SELECT * FROM runs ORDER BY created_at DESC, rowid DESC LIMIT 1").fetchone()
+            row = self._db.execute(
+                "SELECT * FROM runs ORDER BY created_at DESC, rowid DESC LIMIT 1"
+            ).fetchone()
             if row is None:
                 raise UsageError(f"no runs in {self.path} yet - start one with `benchsel run --models ...`")
             return _run(row)
@@ -284,13 +288,19 @@ class Store:
     # ---- models ---------------------------------------------------------------------------------
 
     def save_model(
-        self, run_id: str, snapshot: ModelSnapshot, *, load_s: float | None = None, memory: Memory | None = None
+        self,
+        run_id: str,
+        snapshot: ModelSnapshot,
+        *,
+        load_s: float | None = None,
+        memory: Memory | None = None,
     ) -> None:
         with self._tx() as db:
             db.execute(
                 "INSERT INTO models (run_id, name, backend, digest, snapshot_json, load_s, memory_json)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (run_id, name) DO UPDATE SET"
-                " backend = excluded.backend, digest = excluded.digest, snapshot_json = excluded.snapshot_json,"
+                " backend = excluded.backend, digest = excluded.digest,"
+                " snapshot_json = excluded.snapshot_json,"
                 " load_s = COALESCE(excluded.load_s, models.load_s),"
                 " memory_json = COALESCE(excluded.memory_json, models.memory_json)",
                 (
@@ -334,7 +344,9 @@ class Store:
                 ),
             )
 
-    def results(self, run_id: str, model: str | None = None, *, latest_only: bool = True) -> list[StoredResult]:
+    def results(
+        self, run_id: str, model: str | None = None, *, latest_only: bool = True
+    ) -> list[StoredResult]:
         """Results of a run in insertion order. With ``latest_only``, a case answered again after an
         error keeps only its newest row."""
         query = "SELECT * FROM results WHERE run_id = ?"

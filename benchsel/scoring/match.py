@@ -115,7 +115,8 @@ class MatchResult:
 
 def match_entities(gold: Extracted, predicted: Extracted, *, strict: bool = False) -> MatchResult:
     gold_names = {name for name, _ in gold.entities}
-    matched, invented = [], []
+    matched: list[str] = []
+    invented: list[str] = []
     for name, kind in predicted.entities:
         ok = name in gold_names and (not strict or kind == gold.entity_types.get(name))
         (matched if ok else invented).append(name)

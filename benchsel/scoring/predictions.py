@@ -27,7 +27,9 @@ def load_predictions(path: str | Path, known_ids: set[str] | None = None) -> lis
         try:
             record = json.loads(line)
         except (ValueError, RecursionError):
-            raise UsageError(f'{where}: not a JSON object - each line must be {{"id": ..., "output": ...}}') from None
+            raise UsageError(
+                f'{where}: not a JSON object - each line must be {{"id": ..., "output": ...}}'
+            ) from None
         if not isinstance(record, dict) or "id" not in record or "output" not in record:
             raise UsageError(f'{where}: each line must be {{"id": ..., "output": ...}}')
         case_id = str(record["id"])

@@ -123,6 +123,7 @@ class ModelScore:
 
 # ---- one reply --------------------------------------------------------------------------------
 
+
 @lru_cache(maxsize=16)
 def _validator(schema_json: str) -> Validator:
     import json
@@ -191,6 +192,7 @@ def score_reply(
 
 
 # ---- a whole system ---------------------------------------------------------------------------
+
 
 def score(
     evalset: EvalSet,
