@@ -1,0 +1,127 @@
+"""benchsel as Python calls: what each command does, without a terminal."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from benchsel.backends.base import FormatMode, RequestOptions, ThinkMode
+from benchsel.errors import UsageError
+from benchsel.evalset import EvalSet, load_evalset
+from benchsel.runner import EventCallback, RunSpec
+from benchsel.runner import run as run_spec
+from benchsel.store import Store
+from benchsel.summary import RunSummary, summarize_run
+
+DEFAULT_EVALSET = "extraction-v1"
+
+
+def parse_models(models: str | Sequence[str]) -> tuple[str, ...]:
+    names = models.split(",") if isinstance(models, str) else list(models)
+    cleaned = tuple(dict.fromkeys(name.strip() for name in names if name.strip()))
+    if not cleaned:
+        raise UsageError("no models given - pass --models, e.g. --models gemma3:4b,gemma4:e2b")
+    return cleaned
+
+
+def run(
+    models: str | Sequence[str],
+    *,
+    evalset: str | Path | EvalSet = DEFAULT_EVALSET,
+    backend: str = "auto",
+    host: str | None = None,
+    base_url: str | None = None,
+    format: FormatMode = "none",
+    think: ThinkMode = "auto",
+    repeats: int = 1,
+    concurrency: int = 1,
+    timeout_s: float = 300.0,
+    retries: int = 3,
+    num_ctx: int | None = None,
+    num_predict: int | None = None,
+    temperature: float | None = None,
+    seed: int | None = None,
+    limit: int | None = None,
+    fresh: bool = False,
+    pull: bool = False,
+    threads: int | None = None,
+    db: str | Path | None = None,
+    on_event: EventCallback | None = None,
+    on_pull: Any = None,
+) -> RunSummary:
+    """Benchmark ``models`` on an eval set and return the scored run (stored in the run store)."""
+    from benchsel.backends.select import make_backend
+
+    loaded = evalset if isinstance(evalset, EvalSet) else load_evalset(evalset)
+    defaults = loaded.manifest.defaults
+    if repeats < 1 or concurrency < 1:
+        raise UsageError("--repeats and -j must be at least 1")
+    options = RequestOptions(
+        temperature=defaults.temperature if temperature is None else temperature,
+        seed=defaults.seed if seed is None else seed,
+        num_ctx=num_ctx or defaults.num_ctx,
+        num_predict=num_predict or defaults.num_predict,
+        format=format,
+        think=think,
+        timeout_s=timeout_s,
+    )
+    spec = RunSpec(
+        models=parse_models(models),
+        evalset=loaded,
+        options=options,
+        repeats=repeats,
+        concurrency=concurrency,
+        retries=retries,
+        fresh=fresh,
+        limit=limit,
+    )
+    chosen = make_backend(backend, host=host, base_url=base_url, threads=threads, slots=concurrency)
+    with Store(db) as store, contextlib.closing(chosen):
+        if pull:
+            _pull_missing(chosen, spec.models, on_pull)
+        record = run_spec(spec, chosen, store, on_event=on_event, host=_host_of(chosen), hardware=_hardware())
+        return summarize_run(store, record.id, evalset=loaded)
+
+
+def _pull_missing(backend: Any, models: Sequence[str], progress: Any) -> None:
+    from benchsel.errors import ModelNotFound
+
+    if not hasattr(backend, "pull"):
+        raise UsageError(f"--pull works with the ollama backend, not {backend.name}")
+    for model in models:
+        try:
+            backend.describe(model)
+        except ModelNotFound:
+            backend.pull(model, progress=progress)
+
+
+def _host_of(backend: Any) -> str:
+    for attribute in ("host", "base_url"):
+        value = getattr(backend, attribute, None)
+        if isinstance(value, str):
+            return value
+    return "local"
+
+
+def _hardware() -> dict[str, Any]:
+    import os
+    import platform
+
+    info: dict[str, Any] = {
+        "machine": platform.machine(),
+        "system": platform.system(),
+        "cpus": os.cpu_count(),
+    }
+    with contextlib.suppress(Exception):
+        from benchsel.hardware import detect_gpus
+
+        info["gpus"] = [str(gpu) for gpu in detect_gpus()]
+    return info
+
+
+def summary(run_id: str, *, db: str | Path | None = None, evalset: str | Path | None = None) -> RunSummary:
+    """A stored run, scored."""
+    with Store(db) as store:
+        return summarize_run(store, run_id, evalset=evalset)

@@ -1,0 +1,101 @@
+"""`benchsel evalset validate|stats|list|import`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from benchsel.cli import render
+
+
+@click.group()
+def evalset() -> None:
+    """Validate, inspect, list and import eval sets."""
+
+
+@evalset.command()
+@click.argument("path")
+def validate(path: str) -> None:
+    """Check an eval set directory (or bundled name); errors name the file, line and reason."""
+    from benchsel.evalset import load_evalset
+
+    loaded = load_evalset(path)
+    render.console().print(
+        f"ok: {loaded.name} v{loaded.manifest.version}, {len(loaded.cases)} cases, "
+        f"content hash {loaded.content_hash[:12]}"
+    )
+
+
+@evalset.command()
+@click.argument("path")
+def stats(path: str) -> None:
+    """Cases by difficulty, entities, relationships, relation labels, text lengths."""
+    from rich.table import Table
+
+    from benchsel.evalset import load_evalset
+    from benchsel.evalset import stats as compute
+
+    s = compute(load_evalset(path))
+    con = render.console()
+    con.print(f"[bold]{s.name}[/]: {s.cases} cases, {s.entities} entities, {s.relationships} relationships")
+    con.print("by difficulty: " + ", ".join(f"{k} {v}" for k, v in s.by_difficulty.items()))
+    con.print(f"cases without relationships: {s.cases_without_relationships}")
+    con.print(
+        f"text length (chars): min {s.text_chars_min}, median {s.text_chars_median}, max {s.text_chars_max}"
+    )
+    table = Table("Relation", "Count", header_style="bold", title="relation labels", title_justify="left")
+    for label, count in list(s.relation_labels.items())[:25]:
+        table.add_row(label, str(count))
+    if len(s.relation_labels) > 25:
+        table.add_row(f"... {len(s.relation_labels) - 25} more", "")
+    con.print(table)
+
+
+@evalset.command(name="list")
+def list_() -> None:
+    """The bundled eval sets."""
+    from rich.table import Table
+
+    from benchsel.evalset import bundled_evalsets, load_evalset
+
+    table = Table("Name", "Cases", "Description", header_style="bold")
+    for path in bundled_evalsets():
+        loaded = load_evalset(path)
+        first_sentence = loaded.manifest.description.split(": ")[0].split(". ")[0]
+        table.add_row(loaded.name, str(len(loaded.cases)), first_sentence)
+    render.console().print(table)
+
+
+@evalset.command(name="import")
+@click.option("--format", "fmt", type=click.Choice(["spert", "jsonl"]), required=True)
+@click.option("--text-field", default="text", show_default=True, help="jsonl: field holding the text.")
+@click.option("--id-field", default="id", show_default=True, help="jsonl: field holding the id.")
+@click.option("--entities-field", default="entities", show_default=True, help="jsonl: list of entities.")
+@click.option("--entity-name-field", default="name", show_default=True)
+@click.option("--entity-type-field", default="type", show_default=True)
+@click.option("--relations-field", default="relations", show_default=True, help="jsonl: list of relations.")
+@click.option("--head-field", default="head", show_default=True, help="jsonl: relation head (index or name).")
+@click.option("--relation-field", default="type", show_default=True, help="jsonl: relation label.")
+@click.option("--tail-field", default="tail", show_default=True, help="jsonl: relation tail (index or name).")
+@click.argument("file", type=click.Path(path_type=Path))
+@click.argument("out_dir", type=click.Path(file_okay=False, path_type=Path))
+def import_(fmt: str, file: Path, out_dir: Path, **fields: str) -> None:
+    """Turn FILE (SpERT JSON as published for CoNLL04/SciERC/ADE, or generic JSONL) into an eval set
+    directory OUT_DIR that `benchsel evalset validate` accepts.
+
+    \b
+    Examples:
+      benchsel evalset import --format spert conll04_test.json evalsets/conll04
+      benchsel evalset import --format jsonl --text-field sentence --relations-field triples data.jsonl out/
+    """
+    from benchsel.importers import FieldMap, import_file
+
+    mapping = FieldMap(**{key.removesuffix("_field"): value for key, value in fields.items()})
+    report = import_file(file, out_dir, fmt, mapping)
+    con = render.console()
+    con.print(f"wrote {report.cases} cases to {report.out_dir}")
+    if report.skipped:
+        con.print(f"[yellow]skipped {len(report.skipped)} records[/]:")
+        for line in report.skipped[:10]:
+            con.print(f"  {line}")

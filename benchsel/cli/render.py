@@ -1,0 +1,93 @@
+"""Terminal rendering shared by the commands: the results table and small formatting helpers."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.table import Table
+
+    from benchsel.scoring.metrics import Estimate
+    from benchsel.scoring.scorecard import ModelScore
+    from benchsel.summary import ModelSummary, RunSummary
+
+
+def console(stderr: bool = False) -> Console:
+    from rich.console import Console
+
+    return Console(stderr=stderr, highlight=False)
+
+
+def pct(estimate: Estimate) -> str:
+    return f"{estimate.value:.0%}"
+
+
+def num(estimate: Estimate, ci: bool = True) -> str:
+    if not ci:
+        return f"{estimate.value:.2f}"
+    return f"{estimate.value:.2f} [{estimate.low:.2f}-{estimate.high:.2f}]"
+
+
+def rate(value: float | None, unit: str = "") -> str:
+    return "-" if value is None else f"{value:.1f}{unit}"
+
+
+def results_table(summaries: list[ModelSummary], title: str | None = None) -> Table:
+    """The motivating case's table (DESIGN.md) plus schema-valid, content F1, latency and thinking."""
+    from rich.table import Table
+
+    table = Table(title=title, title_justify="left", header_style="bold")
+    for header in (
+        "Model",
+        "Params",
+        "Valid JSON",
+        "Schema",
+        "Entity F1",
+        "Entity Recall",
+        "Rel F1",
+        "Content Ent F1",
+        "tok/s",
+        "p50 s",
+        "Thinking",
+        "Backend",
+    ):
+        table.add_column(header, justify="left" if header in ("Model", "Backend") else "right")
+    for m in summaries:
+        s: ModelScore = m.score
+        table.add_row(
+            m.name,
+            m.snapshot.parameter_size or "-",
+            pct(s.valid_json),
+            pct(s.schema_valid),
+            num(s.as_is.entities.f1),
+            num(s.as_is.entities.recall, ci=False),
+            num(s.as_is.relationships.f1, ci=False),
+            num(s.content.entities.f1),
+            rate(m.speed.decode_tokens_per_s),
+            rate(m.speed.latency_p50_s),
+            f"{m.speed.thinking_share:.0%}",
+            m.backend,
+        )
+    return table
+
+
+def notes(summary: RunSummary) -> list[str]:
+    """Lines a person should not miss: errors, truncations, thinking, format debt."""
+    lines = []
+    for m in summary.models:
+        if m.error_kinds:
+            kinds = ", ".join(f"{n} {k}" for k, n in sorted(m.error_kinds.items()))
+            lines.append(f"{m.name}: {sum(m.error_kinds.values())} requests failed ({kinds}); not scored")
+        if m.speed.truncated:
+            lines.append(f"{m.name}: {m.speed.truncated} replies hit the token limit (num_predict)")
+        if m.speed.thinking_share >= 0.5:
+            lines.append(
+                f"{m.name}: {m.speed.thinking_share:.0%} of its output came before any JSON (thinking)"
+            )
+        if m.score.format_debt >= 0.05:
+            lines.append(
+                f"{m.name}: format debt {m.score.format_debt:.2f} entity F1 - understood but not delivered "
+                "as valid JSON (LoRA fixes this cheaply)"
+            )
+    return lines

@@ -1,0 +1,184 @@
+"""`benchsel run` and `benchsel runs`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from benchsel.cli import render
+
+if TYPE_CHECKING:
+    from rich.progress import Progress, TaskID
+
+    from benchsel.runner import Event
+
+
+class ProgressPrinter:
+    """Turns runner events into one rich progress bar per model (cases done, cases/s, tok/s)."""
+
+    def __init__(self, progress: Progress) -> None:
+        self.progress = progress
+        self.tasks: dict[str, TaskID] = {}
+        self.tokens: dict[str, tuple[int, float]] = {}
+
+    def __call__(self, event: Event) -> None:
+        from benchsel import runner
+
+        match event:
+            case runner.RunStarted(run=run, resumed=resumed):
+                verb = "resuming" if resumed else "run"
+                self.progress.console.print(f"{verb} [bold]{run.id}[/] on {run.evalset_name} ({run.backend})")
+            case runner.ModelStarted(model=model, backend=backend, total=total, already_done=done):
+                self.tasks[model] = self.progress.add_task(
+                    f"{model} [dim]({backend})[/]", total=total, completed=done, tps=""
+                )
+                self.tokens[model] = (0, 0.0)
+            case runner.ModelLoaded(model=model, load_s=load_s):
+                self.progress.console.print(f"  {model}: loaded in {load_s:.1f} s")
+            case runner.ReplyStored(model=model, reply=reply):
+                tokens, seconds = self.tokens.get(model, (0, 0.0))
+                if reply is not None and reply.eval_duration_ns:
+                    tokens, seconds = tokens + reply.eval_count, seconds + reply.eval_duration_ns / 1e9
+                    self.tokens[model] = (tokens, seconds)
+                task = self.progress.tasks[self.tasks[model]]
+                parts = [
+                    f"{task.speed:.2f} cases/s" if task.speed else "",
+                    f"{tokens / seconds:.0f} tok/s" if seconds else "",
+                ]
+                self.progress.update(self.tasks[model], advance=1, tps="  ".join(p for p in parts if p))
+            case runner.Retrying(model=model, case_id=case_id, attempt=attempt, error=error):
+                self.progress.console.print(f"  [yellow]retry {attempt}[/] {model} {case_id}: {error}")
+            case _:
+                pass
+
+
+@click.command()
+@click.option("--models", "-m", required=True, help="Comma-separated models, e.g. gemma3:4b,gemma4:e2b.")
+@click.option(
+    "--evalset", "-e", default="extraction-v1", show_default=True, help="Bundled eval set name or directory."
+)
+@click.option(
+    "--backend",
+    type=click.Choice(["auto", "ollama", "openai", "llamacpp"]),
+    default="auto",
+    show_default=True,
+    help="auto: Ollama when it answers at OLLAMA_HOST, else the embedded llama.cpp engine.",
+)
+@click.option("--host", help="Ollama host (default: $OLLAMA_HOST or http://127.0.0.1:11434).")
+@click.option("--base-url", help="OpenAI-compatible server URL, e.g. http://127.0.0.1:8080/v1.")
+@click.option(
+    "--format",
+    "format_",
+    type=click.Choice(["none", "json", "schema"]),
+    default="none",
+    show_default=True,
+    help="Output constraint. none measures the model's own format skill; schema shows constrained decoding.",
+)
+@click.option(
+    "--think",
+    type=click.Choice(["auto", "off", "on"]),
+    default="auto",
+    show_default=True,
+    help="Thinking for capable models (auto: the model's default).",
+)
+@click.option("--repeats", default=1, show_default=True, help="Times each case is sent.")
+@click.option("-j", "--concurrency", default=1, show_default=True, help="Concurrent requests per model.")
+@click.option("--timeout", "timeout_s", default=300.0, show_default=True, help="Seconds per request.")
+@click.option("--retries", default=3, show_default=True, help="Retries for transport failures only.")
+@click.option("--num-ctx", type=int, help="Context length (default: the eval set's).")
+@click.option("--num-predict", type=int, help="Token limit per reply (default: the eval set's).")
+@click.option("--temperature", type=float, help="Sampling temperature (default: the eval set's, 0).")
+@click.option("--seed", type=int, help="Sampling seed (default: the eval set's).")
+@click.option("--limit", type=int, help="Only the first N cases (a quick look).")
+@click.option("--threads", type=int, help="CPU threads for the embedded engine.")
+@click.option("--fresh", is_flag=True, help="Ignore stored replies and send everything again.")
+@click.option("--pull", is_flag=True, help="Pull models Ollama does not have yet.")
+@click.option(
+    "--db",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Run store (default reports/benchsel.sqlite).",
+)
+@click.option(
+    "--out", type=click.Path(file_okay=False, path_type=Path), default=Path("reports"), show_default=True
+)
+@click.option("--no-report", is_flag=True, help="Do not write report.md / report.html.")
+def run(**kwargs: Any) -> None:
+    """Benchmark models on an eval set. Every reply is stored as it arrives; re-running the same command
+    resumes an interrupted run.
+
+    \b
+    Examples:
+      benchsel run --models gemma3:4b,gemma4:e2b
+      benchsel run --models smollm2:135m,gemma3:270m --backend llamacpp --limit 5
+      benchsel run --models my-model --backend openai --base-url http://127.0.0.1:8080/v1
+    """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from benchsel import api
+
+    out: Path = kwargs.pop("out")
+    no_report: bool = kwargs.pop("no_report")
+    kwargs["format"] = kwargs.pop("format_")
+    con = render.console()
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[tps]}"),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=con, transient=False) as progress:
+        summary = api.run(kwargs.pop("models"), on_event=ProgressPrinter(progress), **kwargs)
+    con.print(render.results_table(list(summary.models), title=f"{summary.evalset.name}: {summary.run.id}"))
+    for line in render.notes(summary):
+        con.print(f"[yellow]note[/] {line}")
+    if not no_report:
+        for path in _write_report(summary, out):
+            con.print(f"report: {path}")
+    con.print(f"run id: [bold]{summary.run.id}[/]  (next: benchsel select {summary.run.id} --vram 8GiB)")
+
+
+def _write_report(summary: Any, out: Path) -> list[Path]:
+    try:
+        from benchsel.report import write_report
+    except ImportError:
+        return []
+    return list(write_report(summary, None, out / summary.run.id, ("md", "html")))
+
+
+@click.command()
+@click.option(
+    "--db",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Run store (default reports/benchsel.sqlite).",
+)
+@click.option("--limit", default=20, show_default=True)
+def runs(db: Path | None, limit: int) -> None:
+    """List stored runs, newest first."""
+    from rich.table import Table
+
+    from benchsel.store import Store
+
+    with Store(db) as store:
+        records = store.runs(limit)
+        table = Table(header_style="bold")
+        for header in ("Run", "Created", "Eval set", "Backend", "Models", "Replies", "Status"):
+            table.add_column(header)
+        for record in records:
+            replies = len(store.results(record.id))
+            table.add_row(
+                record.id,
+                record.created_at.replace("T", " ")[:19],
+                record.evalset_name,
+                record.backend,
+                ", ".join(record.models),
+                str(replies),
+                record.status,
+            )
+    con = render.console()
+    if not records:
+        con.print("no runs yet - start one with `benchsel run --models ...`")
+        return
+    con.print(table)

@@ -1,0 +1,262 @@
+"""Importers that turn public relation-extraction formats into a benchsel eval set directory.
+
+``spert``: the JSON layout CoNLL04, SciERC and ADE are published in (token lists, entity spans,
+relations as entity indices). ``jsonl``: any JSONL with text, entities and relations under field
+names you map.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from benchsel.errors import UsageError
+from benchsel.evalset import Case, Entity, Gold, Relationship, bundled_root, check_case, load_evalset
+from benchsel.scoring.match import normalize_name, normalize_relation
+
+_NO_SPACE_BEFORE = {
+    ".",
+    ",",
+    ";",
+    ":",
+    "!",
+    "?",
+    ")",
+    "]",
+    "}",
+    "%",
+    "'s",
+    "n't",
+    "'re",
+    "'ve",
+    "'ll",
+    "'d",
+    "'m",
+}
+_NO_SPACE_AFTER = {"(", "[", "{", "$", "#"}
+_QUOTES = {'"', "``", "''"}
+_TEMPLATE_SET = "extraction-v1"
+
+
+def detokenize(tokens: list[str]) -> tuple[str, list[tuple[int, int]]]:
+    """Join tokens into text (no space before punctuation or clitics, none after opening brackets,
+    quotes attached to what they enclose). Returns the text and each token's character span."""
+    text = ""
+    spans: list[tuple[int, int]] = []
+    open_quote = False
+    attach_next = False
+    for token in tokens:
+        piece = {"``": '"', "''": '"', "-LRB-": "(", "-RRB-": ")"}.get(token, token)
+        is_quote = token in _QUOTES
+        glue = (
+            not text
+            or attach_next
+            or token in _NO_SPACE_BEFORE
+            or piece.lower() in _NO_SPACE_BEFORE
+            or (is_quote and open_quote)
+        )
+        if not glue:
+            text += " "
+        start = len(text)
+        text += piece
+        spans.append((start, len(text)))
+        attach_next = piece in _NO_SPACE_AFTER or (is_quote and not open_quote)
+        if is_quote:
+            open_quote = not open_quote
+    return text, spans
+
+
+@dataclass(frozen=True)
+class ImportReport:
+    out_dir: Path
+    cases: int
+    skipped: list[str] = field(default_factory=list)
+
+
+def _difficulty(relationships: int, entities: int) -> str:
+    if relationships == 0 and entities <= 2 or relationships <= 1 and entities <= 2:
+        return "simple"
+    if relationships <= 2 and entities <= 4:
+        return "medium"
+    return "complex"
+
+
+def _build_case(
+    case_id: str, text: str, entities: list[tuple[str, str | None]], relations: list[tuple[int, str, int]]
+) -> Case:
+    by_name: dict[str, Entity] = {}
+    names: list[str] = []
+    for name, kind in entities:
+        names.append(name)
+        key = normalize_name(name)
+        if key and key not in by_name:
+            by_name[key] = Entity(name=name, type=kind.lower() if kind else None)
+    rels: dict[tuple[str, str, str], Relationship] = {}
+    sources = set()
+    for head, label, tail in relations:
+        source, target = names[head], names[tail]
+        rel = Relationship(source=source, relation=normalize_relation(label), target=target)
+        rels.setdefault((normalize_name(source), rel.relation, normalize_name(target)), rel)
+        sources.add(normalize_name(source))
+    entity_list = [
+        e.model_copy(update={"role": "subject" if key in sources else "object"}) for key, e in by_name.items()
+    ]
+    return Case(
+        id=case_id,
+        text=text,
+        gold=Gold(entities=entity_list, relationships=list(rels.values())),
+        difficulty=_difficulty(len(rels), len(entity_list)),  # type: ignore[arg-type]
+        tags=["imported"],
+    )
+
+
+def from_spert(records: Iterable[Mapping[str, Any]], prefix: str = "case") -> tuple[list[Case], list[str]]:
+    cases, skipped = [], []
+    for index, record in enumerate(records):
+        case_id = str(record.get("orig_id", f"{prefix}-{index + 1:05d}"))
+        try:
+            tokens = [str(t) for t in record["tokens"]]
+            text, spans = detokenize(tokens)
+            entities = [
+                (text[spans[e["start"]][0] : spans[e["end"] - 1][1]], e.get("type"))
+                for e in record.get("entities", [])
+            ]
+            relations = [(r["head"], r["type"], r["tail"]) for r in record.get("relations", [])]
+            case = _build_case(case_id, text, entities, relations)
+        except (KeyError, IndexError, TypeError, ValueError) as exc:
+            skipped.append(f"{case_id}: malformed record ({type(exc).__name__}: {exc})")
+            continue
+        problem = check_case(case)
+        if problem:
+            skipped.append(f"{case_id}: {problem}")
+            continue
+        cases.append(case)
+    return cases, skipped
+
+
+@dataclass(frozen=True)
+class FieldMap:
+    """Where a generic JSONL record keeps its parts (dotted paths allowed)."""
+
+    id: str = "id"
+    text: str = "text"
+    entities: str = "entities"
+    entity_name: str = "name"
+    entity_type: str = "type"
+    relations: str = "relations"
+    head: str = "head"
+    relation: str = "type"
+    tail: str = "tail"
+
+
+def _get(record: Any, path: str) -> Any:
+    for part in path.split("."):
+        if not isinstance(record, Mapping) or part not in record:
+            return None
+        record = record[part]
+    return record
+
+
+def from_jsonl_records(
+    records: Iterable[Mapping[str, Any]], fields: FieldMap, prefix: str = "case"
+) -> tuple[list[Case], list[str]]:
+    """Relation heads and tails may be entity indices or entity names."""
+    cases, skipped = [], []
+    for index, record in enumerate(records):
+        case_id = str(_get(record, fields.id) or f"{prefix}-{index + 1:05d}")
+        text = _get(record, fields.text)
+        raw_entities = _get(record, fields.entities) or []
+        if not isinstance(text, str) or not isinstance(raw_entities, list):
+            skipped.append(f"{case_id}: no text at '{fields.text}' or no list at '{fields.entities}'")
+            continue
+        entities = [
+            (str(_get(e, fields.entity_name) if isinstance(e, Mapping) else e), _get(e, fields.entity_type))
+            for e in raw_entities
+        ]
+        names = [normalize_name(name) for name, _ in entities]
+        relations = []
+        for rel in _get(record, fields.relations) or []:
+            head = _entity_index(_get(rel, fields.head), names)
+            tail = _entity_index(_get(rel, fields.tail), names)
+            label = _get(rel, fields.relation)
+            if head is None or tail is None or not label:
+                skipped.append(f"{case_id}: relation {rel!r} names an unknown entity")
+                break
+            relations.append((head, str(label), tail))
+        else:
+            case = _build_case(case_id, text, entities, relations)
+            problem = check_case(case)
+            if problem:
+                skipped.append(f"{case_id}: {problem}")
+            else:
+                cases.append(case)
+    return cases, skipped
+
+
+def _entity_index(end: Any, names: list[str]) -> int | None:
+    if isinstance(end, int) and not isinstance(end, bool):
+        return end if 0 <= end < len(names) else None
+    key = normalize_name(str(end)) if end is not None else ""
+    return names.index(key) if key in names else None
+
+
+def read_records(path: Path) -> list[Mapping[str, Any]]:
+    try:
+        raw = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UsageError(f"{path}: no such file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"{path}: cannot be read: {exc}") from None
+    stripped = raw.lstrip()
+    try:
+        if stripped.startswith("["):
+            data = json.loads(raw)
+        else:
+            data = [json.loads(line) for line in raw.splitlines() if line.strip()]
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"{path}: not JSON or JSONL: {exc.msg} at line {exc.lineno}") from None
+    if not isinstance(data, list) or not all(isinstance(r, Mapping) for r in data):
+        raise UsageError(f"{path}: expected a list of objects (SpERT JSON) or one object per line (JSONL)")
+    return data
+
+
+def write_evalset(cases: list[Case], out_dir: Path, name: str, description: str) -> Path:
+    """Write a complete eval set directory (default prompt and schema from the bundled set)."""
+    if not cases:
+        raise UsageError("nothing to import: no record produced a valid case (see the skipped list)")
+    if (out_dir / "evalset.toml").exists():
+        raise UsageError(f"{out_dir} already holds an eval set - choose another OUT_DIR")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    template = bundled_root() / _TEMPLATE_SET
+    for part in ("prompt.md", "schema.json"):
+        shutil.copyfile(template / part, out_dir / part)
+    safe_name = re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-") or "imported"
+    (out_dir / "evalset.toml").write_text(
+        f'name = "{safe_name}"\nversion = "1"\ntask = "extraction"\n'
+        f"description = {json.dumps(description)}\n"
+        'prompt = "prompt.md"\nschema = "schema.json"\ncases = "cases.jsonl"\n'
+        "symmetric_relations = []\n\n[defaults]\nnum_predict = 1024\nnum_ctx = 4096\n",
+        encoding="utf-8",
+    )
+    with (out_dir / "cases.jsonl").open("w", encoding="utf-8") as fh:
+        for case in cases:
+            fh.write(json.dumps(case.model_dump(exclude_none=True), ensure_ascii=False) + "\n")
+    load_evalset(out_dir)
+    return out_dir
+
+
+def import_file(path: Path, out_dir: Path, fmt: str, fields: FieldMap | None = None) -> ImportReport:
+    records = read_records(path)
+    if fmt == "spert":
+        cases, skipped = from_spert(records, prefix=path.stem)
+    elif fmt == "jsonl":
+        cases, skipped = from_jsonl_records(records, fields or FieldMap(), prefix=path.stem)
+    else:
+        raise UsageError(f"unknown import format '{fmt}' - use spert or jsonl")
+    write_evalset(cases, out_dir, out_dir.name, f"imported from {path.name} ({fmt})")
+    return ImportReport(out_dir, len(cases), skipped)
