@@ -311,7 +311,7 @@ def check(model: ModelSummary, c: Constraints, run_num_ctx: int | None = None) -
         fit = hardware.fits(figure, c.vram_bytes, c.reserve_bytes)
         headroom = fit.headroom_bytes
         if fit.fits:
-            fit_text = f"fits {budget} with {_gib(headroom)} to spare at num_ctx {c.num_ctx} ({figure.label})"
+            fit_text = f"fits {budget} with {_gib(headroom)} to spare at num_ctx {c.num_ctx}, {figure.label}"
         else:
             fit_text = f"needs {_gib(figure.bytes_needed)} ({figure.label}) at num_ctx {c.num_ctx}"
             exclusions.append(

@@ -371,7 +371,7 @@ def test_8_gib_card_with_3_gib_reserve_excludes_the_4b_at_f16_and_fits_the_e2b(s
     assert e2b.headroom_bytes == 5 * GIB - E2B_MEASURED.size_bytes
     assert e2b.reason.startswith(
         f"fits 8.0 GiB - 3.0 GiB reserve with {format_bytes(5 * GIB - E2B_MEASURED.size_bytes)} to spare "
-        "at num_ctx 4096 (measured (ollama /api/ps)); content recall 1.00"
+        "at num_ctx 4096, measured (ollama /api/ps); content recall 1.00"
     )
     assert selection.deploy_now.entry("gemma4:e4b").excluded  # a constraint holds in both rankings
 

@@ -1,0 +1,320 @@
+"""`benchsel select` (rank a stored run under hardware constraints) and `benchsel models` (what a
+backend can serve, with its estimated VRAM)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from benchsel.errors import BenchselError, UsageError
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.table import Table
+
+    from benchsel.selection import Candidate, Ranking, Selection
+
+RANKING_TITLES = {"trainable_potential": "Trainable potential", "deploy_now": "Deploy now"}
+
+
+class CommandUsageError(click.ClickException):
+    """A benchsel usage error, shown as "Error: ..." with exit code 2."""
+
+    exit_code = 2
+
+
+class CommandError(click.ClickException):
+    """Any other benchsel error: exit code 1."""
+
+    exit_code = 1
+
+
+@contextmanager
+def _errors() -> Iterator[None]:
+    """benchsel's typed errors become click errors with the same exit code."""
+    try:
+        yield
+    except BenchselError as exc:
+        raise (CommandUsageError if exc.exit_code == 2 else CommandError)(str(exc)) from None
+
+
+def _bytes_option(value: str | None) -> int | None:
+    from benchsel.hardware import parse_bytes
+
+    return None if value is None else parse_bytes(value)
+
+
+def _console() -> Console:
+    from rich.console import Console
+
+    return Console(highlight=False)
+
+
+# ---------------------------------------------------------------- select
+
+
+def resolve_vram(vram: str | None, echo: Callable[[str], None]) -> int:
+    """--vram, else the largest detected GPU; neither is a usage error."""
+    from benchsel import hardware
+
+    if vram is not None:
+        return hardware.parse_bytes(vram)
+    gpus = hardware.detect_gpus()
+    if not gpus:
+        raise UsageError("no GPU detected - pass --vram, e.g. --vram 8GiB")
+    gpu = max(gpus, key=lambda g: g.total_bytes)
+    echo(
+        f"Using GPU {gpu.index}: {gpu.name}, {hardware.format_bytes(gpu.total_bytes)} "
+        "(pass --vram to override)"
+    )
+    return gpu.total_bytes
+
+
+@click.command()
+@click.argument("run_id")
+@click.option("--vram", help="GPU memory to deploy on, e.g. 8GiB (default: the detected GPU).")
+@click.option("--reserve", default="0", show_default=True, help="Memory kept for models that stay loaded.")
+@click.option("--num-ctx", type=int, default=4096, show_default=True, help="Planned context per request.")
+@click.option("--parallel", type=int, default=1, show_default=True, help="Planned parallel requests.")
+@click.option(
+    "--kv-cache",
+    type=click.Choice(["f16", "bf16", "f32", "q8_0", "q4_0"]),
+    default="f16",
+    show_default=True,
+    help="KV cache type (OLLAMA_KV_CACHE_TYPE).",
+)
+@click.option(
+    "--margin", default="1GiB", show_default=True, help="Free VRAM llama.cpp keeps (added to estimates)."
+)
+@click.option("--min-tps", type=float, help="Exclude models decoding slower than this (tokens/s).")
+@click.option("--train-vram", help="Training GPU memory, e.g. 16GiB: excludes bases that cannot train.")
+@click.option("--method", type=click.Choice(["lora", "qlora"]), default="lora", show_default=True)
+@click.option("--weights", "weights_file", type=click.Path(path_type=Path), help="TOML or JSON weights file.")
+@click.option("--weight", "weight_pairs", multiple=True, help="Override one weight: NAME=VALUE (repeatable).")
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    default=Path("reports"),
+    show_default=True,
+    help="Report directory.",
+)
+@click.option("--db", type=click.Path(path_type=Path), help="Run store (default: $BENCHSEL_DB or reports/).")
+@click.option("--evalset", help="Score against this eval set instead of the run's own.")
+def select(
+    run_id: str,
+    vram: str | None,
+    reserve: str,
+    num_ctx: int,
+    parallel: int,
+    kv_cache: str,
+    margin: str,
+    min_tps: float | None,
+    train_vram: str | None,
+    method: str,
+    weights_file: Path | None,
+    weight_pairs: tuple[str, ...],
+    out: Path,
+    db: Path | None,
+    evalset: str | None,
+) -> None:
+    """Rank the models of RUN_ID for training (trainable potential) and for deploying now, under the
+    hardware constraints, and write reports/RUN_ID/selection.json for `benchsel train`."""
+    from benchsel import selection as sel
+    from benchsel.store import Store
+    from benchsel.summary import summarize_run
+
+    console = _console()
+    with _errors():
+        weights = sel.load_weights(weights_file) if weights_file else sel.DEFAULT_WEIGHTS
+        weights = sel.parse_weight_overrides(weight_pairs, weights)
+        constraints = sel.Constraints.of(
+            vram_bytes=resolve_vram(vram, console.print),
+            reserve_bytes=_bytes_option(reserve),
+            num_ctx=num_ctx,
+            parallel=parallel,
+            kv_cache=kv_cache,
+            margin_bytes=_bytes_option(margin),
+            min_tps=min_tps,
+            train_vram_bytes=_bytes_option(train_vram),
+            method=method,
+        )
+        with Store(db) as store:
+            summary = summarize_run(store, run_id, evalset=evalset)
+        result = sel.select(summary, constraints, weights)
+        path = sel.write_selection(result, out / result.run_id / "selection.json")
+    render_selection(result, console)
+    console.print(f"Wrote {path}", soft_wrap=True)
+
+
+def ranking_table(ranking: Ranking) -> Table:
+    from rich.table import Table
+
+    table = Table(title=RANKING_TITLES[ranking.name], title_justify="left", header_style="bold")
+    for header, justify in (("#", "right"), ("Model", "left"), ("Score", "right"), ("Note", "left")):
+        table.add_column(header, justify=justify)  # type: ignore[arg-type]
+    for entry in ranking.entries:
+        note = (
+            "excluded"
+            if entry.excluded
+            else "thinking"
+            if any(f.startswith("thinking") for f in entry.flags)
+            else ""
+        )
+        table.add_row(str(entry.rank) if entry.rank else "-", entry.model, f"{entry.score:.3f}", note)
+    return table
+
+
+def figures_table(selection: Selection) -> Table:
+    from rich.table import Table
+
+    from benchsel.hardware import format_bytes
+
+    table = Table(title="Figures", title_justify="left", header_style="bold")
+    for header in ("Model", "VRAM", "Source", "Estimated", "Headroom", "tok/s", "Thinking"):
+        table.add_column(header, justify="left" if header in ("Model", "Source") else "right")
+    for entry in selection.deploy_now.entries:
+        vram = entry.vram
+
+        def size(n: int | None) -> str:
+            return "-" if n is None else format_bytes(n)
+
+        table.add_row(
+            entry.model,
+            size(vram.bytes_needed if vram else None),
+            vram.label if vram else "unknown",
+            size(vram.estimated_bytes if vram else None),
+            size(entry.headroom_bytes),
+            "-" if entry.decode_tokens_per_s is None else f"{entry.decode_tokens_per_s:.1f}",
+            f"{entry.thinking_share:.0%}",
+        )
+    return table
+
+
+def render_selection(selection: Selection, console: Console) -> None:
+    """Both rankings side by side, the figures, then the winners and every model's reason."""
+    from rich.table import Table
+
+    side = Table.grid(padding=(0, 4))
+    side.add_row(ranking_table(selection.trainable), ranking_table(selection.deploy_now))
+    console.print(side)
+    console.print(figures_table(selection))
+    c = selection.constraints
+    console.print(f"Constraints: {_constraints_text(selection)}", soft_wrap=True)
+    for label, ranking in (("Train", selection.trainable), ("Deploy now", selection.deploy_now)):
+        winner = ranking.winner
+        if winner is None:
+            console.print(f"{label}: no model meets the constraints", soft_wrap=True)
+        else:
+            console.print(f"{label}: {winner.model} - {winner.reason}", soft_wrap=True)
+        if ranking.close_call is not None:
+            console.print(f"  Close call: {ranking.close_call.text()}", soft_wrap=True)
+    for entry in selection.deploy_now.entries:
+        if entry.flags:
+            console.print(f"Flag: {entry.model}: {'; '.join(entry.flags)}", soft_wrap=True)
+    console.print("Why each model ranks where it does (trainable potential):", soft_wrap=True)
+    for entry in selection.trainable.entries:
+        console.print(f"  {entry.rank or '-'}. {entry.model}: {entry.reason}", soft_wrap=True)
+    if c.vram_bytes is None:
+        console.print("VRAM was not checked: pass --vram", soft_wrap=True)
+
+
+def _constraints_text(selection: Selection) -> str:
+    from benchsel.hardware import format_bytes
+
+    c = selection.constraints
+    parts = [
+        f"VRAM {format_bytes(c.vram_bytes)}" if c.vram_bytes else "VRAM unchecked",
+        f"reserve {format_bytes(c.reserve_bytes)}",
+        f"num_ctx {c.num_ctx} x {c.parallel}",
+        f"KV {c.kv_cache}",
+    ]
+    if c.min_tps is not None:
+        parts.append(f"min {c.min_tps:g} tok/s")
+    if c.train_vram_bytes is not None:
+        parts.append(f"train {c.method} in {format_bytes(c.train_vram_bytes)}")
+    return ", ".join(parts)
+
+
+# ---------------------------------------------------------------- models
+
+
+def model_names(backend: Any, kind: str) -> list[str]:
+    """The models a backend can serve: Ollama's list, or the demo models for the embedded engine."""
+    lister = getattr(backend, "list_models", None)
+    if callable(lister):
+        return list(lister())
+    if kind == "llamacpp" or getattr(backend, "name", "") == "llamacpp":
+        from benchsel.backends.demo import DEMO_MODELS
+
+        return list(DEMO_MODELS)
+    raise UsageError(
+        f"the {kind} backend cannot list its models - pass model names to `benchsel run --models`"
+    )
+
+
+@click.command()
+@click.option(
+    "--backend",
+    type=click.Choice(["auto", "ollama", "llamacpp", "openai"]),
+    default="auto",
+    show_default=True,
+    help="auto: Ollama when it answers at OLLAMA_HOST, else the embedded llama.cpp engine.",
+)
+@click.option("--host", help="Ollama host (default: $OLLAMA_HOST or http://127.0.0.1:11434).")
+@click.option("--base-url", help="OpenAI-compatible server URL, e.g. http://127.0.0.1:8080/v1.")
+@click.option("--num-ctx", type=int, default=4096, show_default=True, help="Context to estimate VRAM at.")
+@click.option("--parallel", type=int, default=1, show_default=True)
+@click.option(
+    "--kv-cache", type=click.Choice(["f16", "bf16", "f32", "q8_0", "q4_0"]), default="f16", show_default=True
+)
+def models(
+    backend: str, host: str | None, base_url: str | None, num_ctx: int, parallel: int, kv_cache: str
+) -> None:
+    """List the models a backend can serve: size, quantization, parameters, context, capabilities
+    (thinking flagged) and estimated VRAM at --num-ctx."""
+    from benchsel.backends.select import make_backend
+    from benchsel.selection import Constraints, describe_candidates
+
+    with _errors():
+        constraints = Constraints.of(num_ctx=num_ctx, parallel=parallel, kv_cache=kv_cache)
+        served = make_backend(backend, host=host, base_url=base_url)
+        try:
+            candidates = describe_candidates(served, model_names(served, backend), constraints)
+        finally:
+            served.close()
+    console = _console()
+    console.print(candidates_table(candidates, num_ctx, getattr(served, "name", backend)))
+    for candidate in candidates:
+        if candidate.problem:
+            console.print(f"{candidate.name}: {candidate.problem}", soft_wrap=True)
+
+
+def candidates_table(candidates: list[Candidate], num_ctx: int, backend: str) -> Table:
+    from rich.table import Table
+
+    from benchsel.hardware import format_bytes
+
+    table = Table(title=f"Models on {backend}", title_justify="left", header_style="bold")
+    headers = ("Model", "Size", "Quant", "Params", "Context", "Capabilities", f"VRAM @ {num_ctx}")
+    for header in headers:
+        table.add_column(header, justify="left" if header in ("Model", "Quant", "Capabilities") else "right")
+    for c in candidates:
+        s = c.snapshot
+        if s is None:
+            table.add_row(c.name, "-", "-", "-", "-", "unavailable", "-")
+            continue
+        caps = ", ".join("THINKING" if cap == "thinking" else cap for cap in s.capabilities) or "-"
+        table.add_row(
+            c.name,
+            format_bytes(s.size_bytes) if s.size_bytes else "-",
+            s.quantization or "-",
+            s.parameter_size or "-",
+            str(s.context_length) if s.context_length else "-",
+            caps,
+            format_bytes(c.estimate.total_bytes) if c.estimate else "-",
+        )
+    return table
