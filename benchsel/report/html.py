@@ -63,7 +63,7 @@ def environment() -> Environment:
     return env
 
 
-def _static(name: str) -> str:
+def static_text(name: str) -> str:
     return (TEMPLATES / name).read_text(encoding="utf-8")
 
 
@@ -101,7 +101,7 @@ def render_html(summary: RunSummary, selection: SelectionView | None) -> str:
         "content-table": content_table(summary.models),
         "difficulty-table": difficulty_table(summary.models),
     }
-    js = _static("report.js")
+    js = static_text("report.js")
     plots = [
         Plot(p.key, p.title, p.caption, Markup(p.svg))  # noqa: S704 - matplotlib's own SVG, text escaped
         for p in render_plots(summary, selection)
@@ -121,7 +121,7 @@ def render_html(summary: RunSummary, selection: SelectionView | None) -> str:
         "cases": case_details(summary),
         "metadata": metadata_rows(summary),
         "version": __version__,
-        "css": Markup(_static("report.css")),
+        "css": Markup(static_text("report.css")),
         "js": Markup(js),
         "script_hash": script_hash(js),
     }

@@ -11,7 +11,7 @@ from benchsel.report.view import NA, best, fmt_score, fmt_tps
 from benchsel.summary import RunSummary
 
 if TYPE_CHECKING:
-    from benchsel.selection import Selection
+    from benchsel.selection import Entry, Ranking, RankingName, Selection
 
 
 @dataclass(frozen=True)
@@ -93,11 +93,146 @@ def fallback_cards(summary: RunSummary) -> tuple[Card, ...]:
 def selection_view(summary: RunSummary, selection: Selection | None) -> SelectionView | None:
     if selection is None:
         return None
-    return from_selection(summary, selection)
+    return from_selection(selection)
 
 
-def from_selection(summary: RunSummary, selection: Selection) -> SelectionView:
-    raise NotImplementedError
+RANKING_TEXT = {
+    "trainable_potential": (
+        "Trainable potential",
+        "Which base to fine-tune: content quality, weighted towards what a LoRA cannot cheaply teach; "
+        "JSON validity, schema compliance and thinking leaks weigh little.",
+    ),
+    "deploy_now": ("Deploy now", "Which model to use as it is today: as-is quality and valid JSON."),
+}
 
 
-__all__ = ["format_bytes"]
+def _weights_text(selection: Selection, name: RankingName) -> str:
+    weights = selection.weights.of_ranking(name)
+    return "Weights: " + ", ".join(f"{key} {value:g}" for key, value in weights.items()) + "."
+
+
+def _ranking(selection: Selection, ranking: Ranking) -> RankingView:
+    title, description = RANKING_TEXT[ranking.name]
+    rows = tuple(
+        (str(e.rank) if e.rank else "-", e.model, f"{e.score:.3f}", e.reason) for e in ranking.entries
+    )
+    return RankingView(title, f"{description} {_weights_text(selection, ranking.name)}", rows)
+
+
+def _winner_card(title: str, entry: Entry | None, keys: tuple[str, str]) -> Card:
+    if entry is None:
+        return Card(title, "none", "no model met the constraints")
+    recall_key, valid_key = keys
+    label = recall_key.replace("_", " ")
+    detail = f"{label} {entry.metrics[recall_key]:.2f}, {entry.metrics[valid_key] * 100:.0f}% valid JSON"
+    return Card(title, entry.model, f"score {entry.score:.3f}; {detail}")
+
+
+def _budget_card(selection: Selection) -> Card:
+    c = selection.constraints
+    deploy, train = selection.deploy_winner, selection.train_winner
+    if c.vram_bytes is None or c.available_bytes is None:
+        return Card("Budget used", "not checked", "pass --vram (and --reserve) to check the fit")
+    budget = f"{format_bytes(c.vram_bytes)} - {format_bytes(c.reserve_bytes)} reserve"
+    if deploy is None or deploy.vram is None:
+        return Card("Budget used", f"{format_bytes(c.available_bytes)} available", budget)
+    needed = deploy.vram.bytes_needed
+    detail = f"{deploy.model} ({deploy.vram.label}) in {budget}"
+    if train is not None and train.vram is not None and train.model != deploy.model:
+        detail += f"; {train.model} needs {format_bytes(train.vram.bytes_needed)} ({train.vram.label})"
+    share = needed / c.available_bytes * 100
+    return Card(
+        "Budget used", f"{format_bytes(needed)} of {format_bytes(c.available_bytes)} ({share:.0f}%)", detail
+    )
+
+
+def _size(n: int | None) -> str:
+    return NA if n is None else format_bytes(n)
+
+
+def _fit(entry: Entry, checked: bool) -> str:
+    if entry.vram is None:
+        return "unknown"
+    if not checked or entry.headroom_bytes is None:
+        return "not checked"
+    return "yes" if entry.headroom_bytes >= 0 else "no"
+
+
+def _vram_rows(selection: Selection) -> tuple[tuple[str, ...], ...]:
+    checked = selection.constraints.vram_bytes is not None
+    rows = []
+    for e in selection.deploy_now.entries:
+        v = e.vram
+        rows.append(
+            (
+                e.model,
+                _size(v.bytes_needed if v else None),
+                v.label if v else "unknown",
+                _size(v.estimated_bytes if v else None),
+                _size(v.measured_bytes if v else None),
+                _size(e.headroom_bytes),
+                _fit(e, checked),
+            )
+        )
+    return tuple(rows)
+
+
+def _excluded(selection: Selection) -> tuple[tuple[str, str], ...]:
+    reasons: dict[str, list[str]] = {}
+    for ranking in (selection.deploy_now, selection.trainable):
+        for e in ranking.entries:
+            for why in e.exclusions:
+                if why not in reasons.setdefault(e.model, []):
+                    reasons[e.model].append(why)
+    return tuple((model, "; ".join(why)) for model, why in reasons.items() if why)
+
+
+def constraints_text(selection: Selection) -> str:
+    c = selection.constraints
+    parts = [
+        f"VRAM {format_bytes(c.vram_bytes)}" if c.vram_bytes else "VRAM not checked",
+        f"reserve {format_bytes(c.reserve_bytes)}",
+        f"num_ctx {c.num_ctx} x {c.parallel} parallel",
+        f"KV cache {c.kv_cache}",
+    ]
+    if c.min_tps is not None:
+        parts.append(f"at least {c.min_tps:g} tok/s")
+    if c.train_vram_bytes is not None:
+        parts.append(f"{c.method} training in {format_bytes(c.train_vram_bytes)}")
+    return ", ".join(parts) + "."
+
+
+def from_selection(selection: Selection) -> SelectionView:
+    c = selection.constraints
+    notes = [
+        f"Close call ({RANKING_TEXT[r.name][0].lower()}): {r.close_call.text()}."
+        for r in (selection.trainable, selection.deploy_now)
+        if r.close_call is not None
+    ]
+    if c.vram_bytes is None:
+        notes.append("VRAM was not checked: pass --vram to exclude models that do not fit.")
+    return SelectionView(
+        cards=(
+            _winner_card(
+                "Winner for fine-tuning", selection.train_winner, ("content_entity_recall", "valid_json")
+            ),
+            _winner_card(
+                "Winner to deploy now", selection.deploy_winner, ("as_is_entity_f1", "as_is_valid_json")
+            ),
+            _budget_card(selection),
+        ),
+        rankings=(_ranking(selection, selection.trainable), _ranking(selection, selection.deploy_now)),
+        excluded=_excluded(selection),
+        vram_headers=("Model", "Needed", "Source", "Estimated", "Measured", "Headroom", "Fits"),
+        vram_rows=_vram_rows(selection),
+        vram=tuple(
+            VramBar(
+                e.model, e.vram.estimated_bytes if e.vram else None, e.vram.measured_bytes if e.vram else None
+            )
+            for e in selection.deploy_now.entries
+        ),
+        budget_bytes=c.vram_bytes,
+        reserve_bytes=c.reserve_bytes,
+        constraints=constraints_text(selection),
+        notes=tuple(notes),
+    )
