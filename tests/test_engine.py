@@ -51,10 +51,19 @@ def test_parse_memory_separates_gpu_buffers() -> None:
     assert memory.total_bytes == (2000 + 100 + 512 + 300 + 20) * MIB
 
 
-def test_parse_memory_counts_a_repeated_line_once() -> None:
-    memory = parse_memory(CPU_LOG + CPU_LOG)
+def test_parse_memory_counts_both_kv_caches_of_a_sliding_window_model() -> None:
+    log = """\
+0.00.888.114 I load_tensors:   CPU_Mapped model buffer size =   235.16 MiB
+0.00.920.052 I llama_kv_cache_iswa: creating non-SWA KV cache, size = 4096 cells
+0.00.920.216 I llama_kv_cache:        CPU KV buffer size =    12.00 MiB
+0.00.944.759 I llama_kv_cache: size =   12.00 MiB (  4096 cells,   3 layers,  1/1 seqs)
+0.00.949.442 I llama_kv_cache_iswa: creating     SWA KV cache, size = 1024 cells
+0.00.949.581 I llama_kv_cache:        CPU KV buffer size =    15.00 MiB
+0.00.966.921 I sched_reserve:        CPU compute buffer size =    23.28 MiB
+"""
+    memory = parse_memory(log)
     assert memory is not None
-    assert memory.total_bytes == parse_memory(CPU_LOG).total_bytes  # type: ignore[union-attr]
+    assert memory.total_bytes == int((235.16 + 12 + 15 + 23.28) * MIB)
 
 
 def test_parse_memory_without_buffer_lines() -> None:

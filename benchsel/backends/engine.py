@@ -38,20 +38,13 @@ class ServerMemory:
 
 
 def parse_memory(log: str) -> ServerMemory | None:
-    """Sum the model, KV, compute and output buffers a llama-server log reports; None if it reports none.
-
-    A buffer line repeated by a memory-fitting trial run is counted once per (device, kind, line prefix),
-    keeping the last value."""
-    found: dict[tuple[str, str, str], float] = {}
-    for line in log.splitlines():
-        match = _BUFFER_LINE.search(line)
-        if match:
-            prefix = line[: match.start()].split(":")[0].strip()
-            found[(prefix, match["device"], match["kind"])] = float(match["mib"])
-    if not found:
+    """Sum the model, KV, compute, output and LoRA buffers a llama-server log reports (Gemma's two KV
+    caches, full and sliding-window, are two lines); None if it reports none."""
+    buffers = [(m["device"], float(m["mib"])) for m in _BUFFER_LINE.finditer(log)]
+    if not buffers:
         return None
-    total = sum(found.values())
-    device = sum(mib for (_, dev, _), mib in found.items() if dev not in _HOST_DEVICES)
+    total = sum(mib for _, mib in buffers)
+    device = sum(mib for dev, mib in buffers if dev not in _HOST_DEVICES)
     return ServerMemory(int(total * 1024 * 1024), int(device * 1024 * 1024))
 
 
@@ -127,6 +120,8 @@ class LlamaServer:
         args = [str(binary), "-m", str(self.model_path), "--host", "127.0.0.1", "--port", str(port)]
         args += ["-c", str(self.ctx), "-np", str(self.slots), "--no-webui"]
         args += ["--cache-ram", "0"]  # no host-memory prompt cache: honest prefill timings and memory
+        args += ["--fit", "off"]  # run what was asked; never shrink the context behind the benchmark's back
+        args += ["-lv", "4"]  # level 4 logs the buffer sizes that memory_bytes sums
         if self.threads:
             args += ["-t", str(self.threads)]
         if self.chat_template is not None:
@@ -145,13 +140,20 @@ class LlamaServer:
             self._check_files()
             binary = llama_server_binary()
             self._workdir = tempfile.TemporaryDirectory(prefix="benchsel-llama-")
-            for attempt in range(3):
-                try:
-                    self._launch(binary)
-                    return
-                except _PortTaken:
-                    if attempt == 2:
-                        raise BackendUnavailable(self._failure("could not bind a loopback port")) from None
+            try:
+                self._launch_retrying(binary)
+            except BaseException:
+                self.stop()
+                raise
+
+    def _launch_retrying(self, binary: Path) -> None:
+        for attempt in range(3):
+            try:
+                self._launch(binary)
+                return
+            except _PortTaken:
+                if attempt == 2:
+                    raise BackendUnavailable(self._failure("could not bind a loopback port")) from None
 
     def stop(self) -> None:
         """Stop the process (terminate, then kill after a timeout). Safe to call more than once."""
