@@ -17,6 +17,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "runs": ("benchsel.cli.run_cmd", "runs", "List stored runs."),
     "score": ("benchsel.cli.score_cmd", "score", "Score predictions made elsewhere against an eval set."),
     "evalset": ("benchsel.cli.evalset_cmd", "evalset", "Validate, inspect, list and import eval sets."),
+    "report": ("benchsel.cli.report_cmd", "report", "Write report.md and a self-contained report.html."),
+    "compare": ("benchsel.cli.report_cmd", "compare", "Compare two runs on the same eval set."),
     "select": ("benchsel.cli.select_cmd", "select", "Rank a run's models for training and deploying now."),
     "models": ("benchsel.cli.select_cmd", "models", "List the models a backend serves, with estimated VRAM."),
 }
