@@ -19,8 +19,8 @@ class ReportCommandError(click.ClickException):
         super().__init__(str(error))
         self.code = error.exit_code
 
-    @property  # type: ignore[override]
-    def exit_code(self) -> int:
+    @property
+    def exit_code(self) -> int:  # type: ignore[override]
         return self.code
 
 
