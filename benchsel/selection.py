@@ -59,6 +59,8 @@ def _validated(cls: type[BaseModel], data: Mapping[str, Any], what: str) -> Any:
         if err["type"] == "extra_forbidden":
             valid = ", ".join(cls.model_fields)
             raise UsageError(f"unknown {what} '{where}' - valid names: {valid}") from None
+        if not err["loc"]:  # a check across fields: its message says what to change
+            raise UsageError(str(err["msg"]).removeprefix("Value error, ")) from None
         raise UsageError(f"{what} '{where}': {err['msg']} (got {err.get('input')!r})") from None
 
 
@@ -88,7 +90,9 @@ class Constraints(BaseModel):
     @model_validator(mode="after")
     def _reserve_below_budget(self) -> Constraints:
         if self.vram_bytes is not None and self.reserve_bytes >= self.vram_bytes:
-            raise ValueError("the reserve must be smaller than the VRAM budget")
+            raise ValueError(
+                "the reserve must be smaller than the VRAM budget - lower --reserve or raise --vram"
+            )
         return self
 
     @property
