@@ -38,7 +38,7 @@ class DemoProfile:
 
 DEMO_PROFILES: tuple[DemoProfile, ...] = (
     DemoProfile("gemma3:4b", "4.3B", 1.00, 0.85, 0.35, 0.3, 44.9, int(3.3 * GIB)),
-    DemoProfile("gemma4:e2b", "5.1B", 0.75, 1.00, 0.35, 0.5, 42.1, int(4.9 * GIB)),
+    DemoProfile("gemma4:e2b", "5.1B", 0.75, 1.00, 0.35, 0.5, 42.1, int(4.1 * GIB)),
     DemoProfile("gemma4:e4b", "8.0B", 0.50, 0.90, 0.35, 0.4, 9.7, int(7.9 * GIB), measured=False),
     DemoProfile("qwen3:4b", "4.0B", 0.00, 0.0, 0.0, 0.0, 41.8, int(2.5 * GIB), thinks=True),
     DemoProfile("qwen3.5:4b", "4.7B", 0.00, 0.0, 0.0, 0.0, 33.0, int(3.4 * GIB), thinks=True),
@@ -187,7 +187,7 @@ def write_demo_run(
     )
     for profile in profiles:
         memory = (
-            Memory(int(profile.size_bytes * 1.15), int(profile.size_bytes * 1.15), "/api/ps")
+            Memory(int(profile.size_bytes * 1.1), int(profile.size_bytes * 1.1), "/api/ps")
             if profile.measured
             else None
         )

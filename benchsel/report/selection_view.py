@@ -119,11 +119,14 @@ def _ranking(selection: Selection, ranking: Ranking) -> RankingView:
     return RankingView(title, f"{description} {_weights_text(selection, ranking.name)}", rows)
 
 
+METRIC_LABELS = {"content_entity_recall": "content entity recall", "as_is_entity_f1": "as-is entity F1"}
+
+
 def _winner_card(title: str, entry: Entry | None, keys: tuple[str, str]) -> Card:
     if entry is None:
         return Card(title, "none", "no model met the constraints")
     recall_key, valid_key = keys
-    label = recall_key.replace("_", " ")
+    label = METRIC_LABELS.get(recall_key, recall_key)
     detail = f"{label} {entry.metrics[recall_key]:.2f}, {entry.metrics[valid_key] * 100:.0f}% valid JSON"
     return Card(title, entry.model, f"score {entry.score:.3f}; {detail}")
 
