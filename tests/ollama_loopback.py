@@ -18,6 +18,7 @@ import collections
 import json
 import re
 import socket
+import sys
 import threading
 import time
 from collections.abc import Iterable, Iterator
@@ -46,7 +47,8 @@ _STATUS_TEXT = {
 @dataclass
 class FakeModel:
     """One Ollama tag: its GGUF file and the running llama-server (``base_url``, ``load_s``,
-    ``memory_bytes``, ``device_memory_bytes``) that generates for it."""
+    ``memory_bytes``, ``device_memory_bytes``) that generates for it. ``engine`` may be None when a test
+    only needs the metadata routes (/api/tags, /api/show, /api/pull)."""
 
     name: str
     gguf_path: Path
@@ -131,7 +133,7 @@ class FakeOllama:
     def start(self) -> FakeOllama:
         state = self.state
         handler = type("Handler", (_Handler,), {"state": state})
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self._server = _QuietServer(("127.0.0.1", 0), handler)
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, name="fake-ollama", daemon=True)
         self._thread.start()
@@ -148,6 +150,16 @@ class FakeOllama:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+class _QuietServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that hung up (a fault test, a timeout) is not an error of the server."""
+        error = sys.exc_info()[1]
+        if not isinstance(error, ConnectionError):
+            super().handle_error(request, client_address)
 
 
 def _full_name(name: str) -> str:
@@ -553,8 +565,11 @@ class _Generation:
         self.reply = _Result()
 
     def run(self) -> _Result:
-        with httpx.Client(base_url=self.model.engine.base_url, timeout=600) as client:
-            response = client.post("/v1/chat/completions", json={**self.request, "stream": False})
+        try:
+            with httpx.Client(base_url=self.model.engine.base_url, timeout=600) as client:
+                response = client.post("/v1/chat/completions", json={**self.request, "stream": False})
+        except httpx.HTTPError as exc:
+            raise _EngineError(f"llama runner is not answering: {exc}") from exc
         _raise_for_engine(response)
         data = response.json()
         choice = data["choices"][0]
@@ -568,6 +583,12 @@ class _Generation:
         if self.thinking:
             for word in re.findall(r"\S+\s*", self.thinking):
                 yield "thinking", word
+        try:
+            yield from self._engine_pieces()
+        except httpx.HTTPError as exc:
+            raise _EngineError(f"llama runner is not answering: {exc}") from exc
+
+    def _engine_pieces(self) -> Iterator[tuple[str, str]]:
         request = {**self.request, "stream": True}
         with (
             httpx.Client(base_url=self.model.engine.base_url, timeout=600) as client,

@@ -38,7 +38,7 @@ SCHEMA = {
     "required": ["colour"],
     "additionalProperties": False,
 }
-OPTIONS = RequestOptions(num_ctx=4096, num_predict=32, timeout_s=60)
+OPTIONS = RequestOptions(num_ctx=4096, num_predict=12, timeout_s=120)
 
 
 def closed_port_url() -> str:
@@ -184,7 +184,7 @@ def test_load_chat_memory_unload(backend: OllamaBackend, fake: FakeOllama) -> No
 @pytest.mark.integration
 @pytest.mark.parametrize("fmt", ["none", "json", "schema"])
 def test_chat_in_each_format_mode(backend: OllamaBackend, fake: FakeOllama, fmt: str) -> None:
-    options = RequestOptions(num_ctx=4096, num_predict=48, format=fmt, timeout_s=60)  # type: ignore[arg-type]
+    options = RequestOptions(num_ctx=4096, num_predict=32, format=fmt, timeout_s=120)  # type: ignore[arg-type]
     reply = backend.chat(MODEL, MESSAGES, options, schema=SCHEMA)
     sent = sent_chats(fake, MODEL)[-1]
     assert sent.get("format") == {"none": None, "json": "json", "schema": SCHEMA}[fmt]
@@ -199,16 +199,16 @@ def test_chat_in_each_format_mode(backend: OllamaBackend, fake: FakeOllama, fmt:
 @pytest.mark.integration
 def test_think_modes(backend: OllamaBackend, fake: FakeOllama) -> None:
     for think, sent in (("auto", None), ("off", False)):
-        options = RequestOptions(num_ctx=4096, num_predict=16, think=think, timeout_s=60)  # type: ignore[arg-type]
+        options = RequestOptions(num_ctx=4096, num_predict=6, think=think, timeout_s=120)  # type: ignore[arg-type]
         backend.chat(MODEL, MESSAGES, options)
         assert sent_chats(fake, MODEL)[-1].get("think") is sent
     with pytest.raises(CapabilityError, match="--think auto or --think off"):
-        backend.chat(MODEL, MESSAGES, RequestOptions(num_ctx=4096, num_predict=16, think="on"))
-    thought = backend.chat(THINKER, MESSAGES, RequestOptions(num_ctx=4096, num_predict=16, think="on"))
+        backend.chat(MODEL, MESSAGES, RequestOptions(num_ctx=4096, num_predict=6, think="on"))
+    thought = backend.chat(THINKER, MESSAGES, RequestOptions(num_ctx=4096, num_predict=6, think="on"))
     assert thought.thinking == REASONING and thought.content
-    auto = backend.chat(THINKER, MESSAGES, RequestOptions(num_ctx=4096, num_predict=16))
+    auto = backend.chat(THINKER, MESSAGES, RequestOptions(num_ctx=4096, num_predict=6))
     assert auto.thinking == REASONING, "a thinking model thinks when think is omitted"
-    off = backend.chat(THINKER, MESSAGES, RequestOptions(num_ctx=4096, num_predict=16, think="off"))
+    off = backend.chat(THINKER, MESSAGES, RequestOptions(num_ctx=4096, num_predict=6, think="off"))
     assert off.thinking == "" and off.eval_count < thought.eval_count
 
 

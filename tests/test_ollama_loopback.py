@@ -109,7 +109,7 @@ def test_json_and_schema_formats_constrain_the_output(http: httpx.Client) -> Non
         "properties": {"colour": {"type": "string", "maxLength": 12}},
         "required": ["colour"],
     }
-    options = {**OPTIONS, "num_predict": 40}
+    options = {**OPTIONS, "num_predict": 32}
     for fmt in ("json", schema):
         body = {"model": MODEL, "messages": MESSAGES, "stream": False, "options": options, "format": fmt}
         reply = http.post("/api/chat", json=body).json()
