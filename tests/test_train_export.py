@@ -15,8 +15,9 @@ from test_train_lora import SYSTEM, extraction_examples
 from benchsel.train.export import permute_qk, write_modelfile
 
 STEPS = 12
-# Allowed gap between llama.cpp's and transformers' log-probabilities (f32 base, f16 adapter).
-LOGPROB_TOLERANCE = 0.02
+# Allowed gap between llama.cpp's and transformers' log-probabilities (f32 base, f16 adapter); an
+# adapter exported without the q/k row permutation was already 0.03 off at the first step.
+LOGPROB_TOLERANCE = 0.005
 # A random tiny model has near-uniform logits: where transformers' top two are closer than this, either
 # token is a correct greedy choice and only the log-probabilities are compared.
 NEAR_TIE = 0.02
