@@ -138,3 +138,28 @@ def test_models_lists_the_demo_models_with_estimated_vram():
         read_model_info(path), file_size_bytes=path.stat().st_size, num_ctx=2048
     )
     assert hardware.format_bytes(estimate.total_bytes) in row
+
+
+def test_models_on_ollama_flags_thinking_models():
+    # the loopback speaks Ollama's /api/tags and /api/show from the real GGUF; no generation is needed
+    from ollama_loopback import FakeModel, FakeOllama
+
+    from benchsel.backends.demo import demo_model_path
+
+    path = demo_model_path("smollm2:135m")
+    models = [FakeModel("smollm2:135m", path, None), FakeModel("thinker:1b", path, None, thinking_text="hmm")]
+    with FakeOllama(models) as fake:
+        result = invoke("models", "--backend", "ollama", "--host", fake.url)
+    assert result.exit_code == 0, result.output
+    got = lines(result)
+    assert "Models on ollama" in got[0]
+    thinker = next(line for line in got if "thinker:1b" in line)
+    assert "completion, THINKING" in thinker and "Q4_1" in thinker and "8192" in thinker
+    plain = next(line for line in got if "smollm2:135m" in line)
+    assert "THINKING" not in plain
+
+
+def test_models_with_no_ollama_answering_exits_2():
+    result = invoke("models", "--backend", "ollama", "--host", "http://127.0.0.1:9")
+    assert result.exit_code == 2
+    assert "Error: " in result.output
