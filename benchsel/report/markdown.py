@@ -15,7 +15,7 @@ from benchsel.report.view import (
 )
 from benchsel.summary import RunSummary
 
-_ESCAPES = str.maketrans({"|": "\\|", "<": "&lt;", ">": "&gt;", "&": "&amp;", "\n": " ", "`": "\\`"})
+_ESCAPES = str.maketrans({"|": "\\|", "<": "&lt;", "&": "&amp;", "\n": " ", "`": "\\`"})
 
 
 def md_text(text: str) -> str:
