@@ -110,6 +110,7 @@ def test_describe_without_a_server(smollm2_path: Path) -> None:
     assert len(snapshot.digest) == 64
     assert snapshot.model_info["llama.embedding_length"] == 576
     assert backend.memory("smollm2:135m") is None
+    assert not snapshot.thinks
 
 
 @pytest.mark.integration

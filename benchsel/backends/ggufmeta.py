@@ -109,11 +109,17 @@ def snapshot_from_gguf(name: str, path: Path, *, backend: str) -> ModelSnapshot:
         parameter_count=int(count) if count else None,
         quantization=quantization_name(file_type),
         file_type=int(file_type) if file_type is not None else None,
-        capabilities=("completion",),
+        capabilities=_capabilities(info),
         context_length=int(context) if context else None,
         size_bytes=Path(path).stat().st_size,
         model_info=info,
     )
+
+
+def _capabilities(info: dict[str, Any]) -> tuple[str, ...]:
+    template = str(info.get("tokenizer.chat_template") or "")
+    thinks = "<think>" in template or "enable_thinking" in template
+    return ("completion", "thinking") if thinks else ("completion",)
 
 
 def _key(path: Path) -> tuple[str, int, int]:
