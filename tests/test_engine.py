@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import httpx
@@ -141,3 +143,14 @@ def test_a_broken_model_file_reports_the_server_log(tmp_path: Path) -> None:
     with pytest.raises(BackendUnavailable, match="exited with code") as caught:
         LlamaServer(broken).start()
     assert "Last lines of its log" in str(caught.value)
+
+
+@pytest.mark.integration
+def test_a_server_left_running_is_stopped_at_exit(smollm2_path: Path) -> None:
+    script = (
+        "import sys\nfrom pathlib import Path\nfrom benchsel.backends.engine import LlamaServer\n"
+        "server = LlamaServer(Path(sys.argv[1]), ctx=512)\nserver.start()\nprint(server.pid)\n"
+    )
+    command = [sys.executable, "-c", script, str(smollm2_path)]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300, check=True)
+    assert not pid_alive(int(done.stdout.strip()))
