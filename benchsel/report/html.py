@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 
 TEMPLATES = Path(__file__).parent / "templates"
 CLIP_CHARS = 20_000
+THINKING_CLIP_CHARS = 2_000
 
 
 def clip(text: str, limit: int = CLIP_CHARS) -> str:
@@ -59,6 +60,7 @@ def environment() -> Environment:
         trim_blocks=False,
     )
     env.filters["clip"] = clip
+    env.filters["clip_thinking"] = lambda text: clip(text, THINKING_CLIP_CHARS)
     env.filters["f1_color"] = f1_color
     return env
 
