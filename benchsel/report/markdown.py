@@ -106,5 +106,5 @@ def render_markdown(summary: RunSummary, selection: SelectionView | None) -> str
     notes = thinking_notes(summary)
     lines += ["## Thinking and truncation", ""]
     lines += [f"- {md_text(n)}" for n in notes] or ["No model thought aloud or ran out of tokens."]
-    lines += ["", "## Run metadata", "", md_table(["", ""], metadata_rows(summary)), ""]
+    lines += ["", "## Run metadata", "", md_table(["Field", "Value"], metadata_rows(summary)), ""]
     return "\n".join(lines)

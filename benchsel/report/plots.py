@@ -190,7 +190,7 @@ def vram(bars: Sequence[VramBar], budget_bytes: int | None, reserve_bytes: int |
     ax.set_ylim(len(bars) - 0.5, -0.5)
     ax.set_xlabel("GiB")
     ax.grid(axis="y", visible=False)
-    ax.legend(loc="lower right", fontsize=7)
+    ax.legend(loc="best", fontsize=7)
     caption = "Estimated and measured memory per model"
     if budget_bytes:
         caption += " against the VRAM budget (red line); the shaded band is the reserve."
