@@ -57,6 +57,7 @@ class FakeModel:
     honours_think_off: bool = True
     template: str | None = None
     parameters: str = ""
+    projector_info: dict[str, Any] | None = None  # a test double for a multimodal model's projector
 
     @property
     def thinks(self) -> bool:
@@ -399,6 +400,7 @@ class _Handler(BaseHTTPRequestHandler):
         if not body.get("verbose"):
             info = {k: (None if isinstance(v, list) and len(v) > 5 else v) for k, v in info.items()}
         capabilities = ["completion"] + (["thinking"] if model.thinks else [])
+        capabilities += ["vision"] if model.projector_info else []
         template = model.template or demo_chat_template(model.name) or info.get("tokenizer.chat_template", "")
         reply = {
             "license": "",
@@ -410,6 +412,8 @@ class _Handler(BaseHTTPRequestHandler):
             "capabilities": capabilities,
             "modified_at": _now_iso(model.gguf_path.stat().st_mtime),
         }
+        if model.projector_info:
+            reply["projector_info"] = model.projector_info
         self._send(200, reply)
 
     def _pull(self, body: dict[str, Any]) -> None:

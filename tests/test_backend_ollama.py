@@ -30,6 +30,7 @@ from benchsel.errors import (
 
 MODEL = "smollm2:135m"
 THINKER = "thinker:135m"
+VISION = "vision:135m"
 REASONING = "The text names one colour; the answer is a JSON object with that colour."
 MESSAGES = [{"role": "user", "content": 'Return JSON like {"colour": "red"} for: the sky is blue.'}]
 SCHEMA = {
@@ -122,6 +123,7 @@ def fake(smollm2_path: Path, smollm2_server: LlamaServer) -> Iterator[FakeOllama
     models = [
         FakeModel(MODEL, smollm2_path, smollm2_server),
         FakeModel(THINKER, smollm2_path, smollm2_server, thinking_text=REASONING),
+        FakeModel(VISION, smollm2_path, smollm2_server, projector_info={"clip.has_vision_encoder": True}),
     ]
     with FakeOllama(models, unload_delay_s=0.2) as server:
         yield server
@@ -151,7 +153,9 @@ def test_describe(backend: OllamaBackend, smollm2_path: Path) -> None:
     assert snapshot.model_info["llama.attention.head_count"] == 9
     assert snapshot.server_version and not snapshot.has_projector
     assert backend.describe(THINKER).thinks
-    assert sorted(backend.list_models()) == [MODEL, THINKER]
+    vision = backend.describe(VISION)
+    assert vision.has_projector and "vision" in vision.capabilities
+    assert sorted(backend.list_models()) == [MODEL, THINKER, VISION]
 
 
 @pytest.mark.integration
