@@ -300,7 +300,7 @@ def pair_models(summary_a: RunSummary, summary_b: RunSummary) -> list[tuple[Mode
 def compare_runs(summary_a: RunSummary, summary_b: RunSummary, *, seed: int = 0) -> Comparison:
     """Compare run B against run A (B minus A) on the eval set both were made with."""
     run_a, run_b = summary_a.run, summary_b.run
-    hash_a, hash_b = summary_a.evalset.content_hash, summary_b.evalset.content_hash
+    hash_a, hash_b = run_a.evalset_hash, run_b.evalset_hash
     if hash_a != hash_b:
         raise UsageError(
             f"runs {run_a.id} and {run_b.id} used different eval sets ({run_a.evalset_name} "
