@@ -47,6 +47,7 @@ def run(
     fresh: bool = False,
     pull: bool = False,
     threads: int | None = None,
+    lora: str | Path | None = None,
     db: str | Path | None = None,
     on_event: EventCallback | None = None,
     on_pull: Any = None,
@@ -77,7 +78,14 @@ def run(
         fresh=fresh,
         limit=limit,
     )
-    chosen = make_backend(backend, host=host, base_url=base_url, threads=threads, slots=concurrency)
+    chosen = make_backend(
+        backend,
+        host=host,
+        base_url=base_url,
+        threads=threads,
+        slots=concurrency,
+        lora=Path(lora) if lora is not None else None,
+    )
     with Store(db) as store, contextlib.closing(chosen):
         if pull:
             _pull_missing(chosen, spec.models, on_pull)

@@ -10,7 +10,7 @@ import hashlib
 import json
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -134,7 +134,9 @@ def cache_key(
     )
 
 
-def run_key(spec: RunSpec, backend: Backend) -> str:
+def run_key(spec: RunSpec, backend: Backend, digests: Sequence[str] = ()) -> str:
+    """The same command on the same weights resumes; ``digests`` (one per model) tell weights apart,
+    such as a base served with and without a LoRA adapter."""
     return _sha(
         [
             spec.evalset.content_hash,
@@ -143,6 +145,7 @@ def run_key(spec: RunSpec, backend: Backend) -> str:
             list(spec.models),
             spec.repeats,
             spec.limit,
+            list(digests),
         ]
     )
 
@@ -172,7 +175,8 @@ def run(
     server) and :class:`RunAborted` when the server stops answering mid-run."""
     emit = on_event or (lambda event: None)
     snapshots = {model: backend.describe(model) for model in spec.models}
-    record, resumed = _open_run(spec, backend, store, host, hardware or {})
+    digests = [snapshots[model].digest for model in spec.models]
+    record, resumed = _open_run(spec, backend, store, host, hardware or {}, digests)
     emit(RunStarted(record, resumed))
     store.set_status(record.id, "running")
     try:
@@ -190,9 +194,9 @@ def run(
 
 
 def _open_run(
-    spec: RunSpec, backend: Backend, store: Store, host: str, hardware: dict[str, Any]
+    spec: RunSpec, backend: Backend, store: Store, host: str, hardware: dict[str, Any], digests: list[str]
 ) -> tuple[RunRecord, bool]:
-    key = run_key(spec, backend)
+    key = run_key(spec, backend, digests)
     previous = None if spec.fresh else store.latest_run_with_key(key)
     if previous is not None:
         return previous, True

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import threading
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from benchsel.backends.base import Memory, ModelSnapshot, Reply, RequestOptions
 from benchsel.backends.demo import DEMO_MODELS, demo_chat_template, demo_model_path
 from benchsel.backends.engine import LlamaServer
-from benchsel.backends.ggufmeta import snapshot_from_gguf
+from benchsel.backends.ggufmeta import file_sha256, snapshot_from_gguf
 from benchsel.backends.openai import OpenAIBackend
 from benchsel.errors import ModelNotFound
 
@@ -46,7 +47,11 @@ class LlamaCppBackend:
 
     def describe(self, model: str) -> ModelSnapshot:
         path, _ = resolve_model(model)
-        return snapshot_from_gguf(model, path, backend=self.name)
+        snapshot = snapshot_from_gguf(model, path, backend=self.name)
+        if self.lora is None:
+            return snapshot
+        # the adapter changes the answers: fold it into the digest so cached base replies never match
+        return replace(snapshot, digest=f"{snapshot.digest}+lora:{file_sha256(Path(self.lora))}")
 
     def load(self, model: str, options: RequestOptions) -> float:
         return self._serve(model, options).server.load_s
