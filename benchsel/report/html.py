@@ -84,6 +84,8 @@ def _kinds(table: Table) -> list[str]:
 
 def render_plots(summary: RunSummary, selection: SelectionView | None) -> list[Plot]:
     models = summary.models
+    if not models:
+        return []
     bars = selection.vram if selection is not None and selection.vram else measured_vram(summary)
     budget = selection.budget_bytes if selection is not None else None
     reserve = selection.reserve_bytes if selection is not None else None
