@@ -7,6 +7,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -199,6 +200,51 @@ class OllamaBackend:
             raise self._translate(exc, model) from None
         except Exception as exc:  # noqa: BLE001 - every failure becomes one of benchsel's errors
             raise self._translate(exc, model) from None
+
+    # --- registering a fine-tune ------------------------------------------------------------------
+
+    def has_blob(self, digest: str) -> bool:
+        """``HEAD /api/blobs/<digest>``: whether the server already holds the file."""
+        response = self._call(lambda: self._http.head(f"/api/blobs/{digest}"), model=None)
+        return bool(response.status_code == 200)
+
+    def upload_blob(self, path: Path, digest: str) -> None:
+        """``POST /api/blobs/<digest>`` with the file's bytes, unless the server already has it."""
+        if self.has_blob(digest):
+            return
+
+        def send() -> None:
+            with Path(path).open("rb") as handle:
+                response = self._http.post(f"/api/blobs/{digest}", content=handle, timeout=_timeout(600.0))
+            if response.status_code >= 400:
+                raise ollama.ResponseError(response.text, response.status_code)
+
+        self._call(send, model=None)
+
+    def create_with_adapter(
+        self,
+        name: str,
+        base: str,
+        adapter_path: Path,
+        adapter_digest: str,
+        template: str | None = None,
+        parameters: dict[str, Any] | None = None,
+    ) -> None:
+        """Upload a GGUF LoRA adapter and ``POST /api/create`` ``name`` = ``base`` + the adapter."""
+        self.upload_blob(adapter_path, adapter_digest)
+        body: dict[str, Any] = {
+            "model": name,
+            "from": base,
+            "adapters": {Path(adapter_path).name: adapter_digest},
+            "stream": False,
+        }
+        if template:
+            body["template"] = template
+        if parameters:
+            body["parameters"] = parameters
+        reply = self._get_json("POST", "/api/create", model=base, body=body)
+        if reply.get("error"):
+            raise RequestRejected("create", f"Ollama could not create '{name}': {reply['error']}")
 
     def close(self) -> None:
         for client in self._clients.values():
