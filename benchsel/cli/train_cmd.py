@@ -1,0 +1,275 @@
+"""`benchsel train`: LoRA-train the selected base, export and register it, and measure it again;
+`benchsel train data generate|check`: build and check training data."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from benchsel.errors import BenchselError
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.progress import Progress
+
+    from benchsel.train.lora import TrainProgress, TrainSettings
+    from benchsel.train.pipeline import TrainOutcome
+
+FORMAT_CHOICES = ("auto", "chat", "sharegpt", "alpaca", "evalset")
+# CLI flag -> TrainSettings field
+SETTING_FLAGS = {
+    "r": "r",
+    "alpha": "alpha",
+    "epochs": "epochs",
+    "lr": "learning_rate",
+    "max_steps": "max_steps",
+    "batch": "per_device_batch_size",
+    "grad_accum": "gradient_accumulation_steps",
+    "max_seq_len": "max_seq_len",
+}
+
+
+class CommandUsageError(click.ClickException):
+    exit_code = 2
+
+
+class CommandError(click.ClickException):
+    exit_code = 1
+
+
+@contextmanager
+def _errors() -> Iterator[None]:
+    try:
+        yield
+    except BenchselError as exc:
+        raise (CommandUsageError if exc.exit_code == 2 else CommandError)(str(exc)) from None
+
+
+def _console() -> Console:
+    from rich.console import Console
+
+    return Console(highlight=False)
+
+
+@click.group(invoke_without_command=True)
+@click.option("--base", help="Ollama tag, Hugging Face model directory, GGUF file, or the demo smollm2:135m.")
+@click.option(
+    "--from-selection",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="selection.json from `benchsel select`: train its winner, compare with its run.",
+)
+@click.option("--data", type=click.Path(dir_okay=False, path_type=Path), help="Training data (JSONL).")
+@click.option("--format", "fmt", type=click.Choice(FORMAT_CHOICES), default="auto", show_default=True)
+@click.option("--evalset", help="Eval set for the leakage check and the evaluation [default: the run's].")
+@click.option("--drop-leaks", is_flag=True, help="Drop training examples that repeat eval-set texts.")
+@click.option("--n", "synthetic_n", type=int, default=600, show_default=True, help="Synthetic examples.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the data and its split.")
+@click.option("--config", type=click.Path(dir_okay=False, path_type=Path), help="train.toml settings.")
+@click.option("--r", type=int, help="LoRA rank [16].")
+@click.option("--alpha", type=int, help="LoRA alpha [32].")
+@click.option("--epochs", type=float, help="Epochs [3].")
+@click.option("--lr", type=float, help="Learning rate [2e-4].")
+@click.option("--max-steps", type=int, help="Stop after this many optimizer steps.")
+@click.option("--batch", type=int, help="Per-device batch size [4].")
+@click.option("--grad-accum", type=int, help="Gradient accumulation steps [4].")
+@click.option("--max-seq-len", type=int, help="Longest example in tokens [2048].")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), help="[reports/train-<time>]")
+@click.option("--register", "register_name", metavar="NAME", help="Create NAME in Ollama: base + adapter.")
+@click.option("--merged", is_flag=True, help="Also save the merged model as safetensors.")
+@click.option("--evaluate", is_flag=True, help="Benchmark the fine-tune and compare it with the base.")
+@click.option("--host", help="Ollama host [OLLAMA_HOST].")
+@click.option("--db", type=click.Path(dir_okay=False, path_type=Path), help="Run store (SQLite).")
+@click.option("--limit", type=int, help="Evaluate on the first N cases only.")
+@click.option("--num-predict", type=int, help="Token limit per answer when evaluating.")
+@click.option("--threads", type=int, help="llama-server threads when evaluating on the embedded engine.")
+@click.pass_context
+def train(ctx: click.Context, **options: Any) -> None:
+    """Train a LoRA on the selected base (or --base), export a GGUF adapter and a Modelfile, register
+    it with Ollama (--register NAME) and re-run the eval set on it (--evaluate).
+
+    \b
+    Examples:
+      benchsel train --from-selection reports/RUN/selection.json --evaluate
+      benchsel train --base smollm2:135m --max-steps 60 --evaluate --limit 20
+      benchsel train data generate --n 600 --out train.jsonl
+      benchsel train data check train.jsonl --evalset extraction-v1
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    if not options["base"] and not options["from_selection"]:
+        raise click.UsageError("name the base: --base TAG|DIR|FILE or --from-selection selection.json")
+    console = _console()
+    with _errors():
+        plan = _plan(options)
+        outcome = _run_with_progress(plan, console)
+    _render_outcome(outcome, console)
+
+
+def _settings(options: dict[str, Any]) -> TrainSettings:
+    from benchsel.train.lora import TrainSettings
+
+    base = (
+        TrainSettings.from_toml(options["config"]) if options["config"] else TrainSettings.model_validate({})
+    )
+    overrides = {field: options[flag] for flag, field in SETTING_FLAGS.items() if options[flag] is not None}
+    if not overrides:
+        return base
+    from pydantic import ValidationError
+
+    try:
+        return TrainSettings.model_validate({**base.model_dump(), **overrides})
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        flag = next(f for f, name in SETTING_FLAGS.items() if name == err["loc"][0])
+        raise CommandUsageError(f"--{flag.replace('_', '-')}: {err['msg']}") from None
+
+
+def _plan(options: dict[str, Any]) -> Any:
+    from benchsel.train.pipeline import TrainPlan
+
+    return TrainPlan(
+        base=options["base"],
+        from_selection=options["from_selection"],
+        data=options["data"],
+        fmt=options["fmt"],
+        evalset=options["evalset"],
+        drop_leaks=options["drop_leaks"],
+        settings=_settings(options),
+        out_dir=options["out"],
+        register=options["register_name"],
+        merged=options["merged"],
+        evaluate=options["evaluate"],
+        synthetic_n=options["synthetic_n"],
+        seed=options["seed"],
+        host=options["host"],
+        db=options["db"],
+        eval_limit=options["limit"],
+        eval_num_predict=options["num_predict"],
+        threads=options["threads"],
+    )
+
+
+def _progress(console: Console) -> Progress:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    return Progress(
+        TextColumn("[bold]training[/]"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn(
+            "loss {task.fields[loss]}  val {task.fields[val]}  "
+            "{task.fields[tps]} tok/s  ETA {task.fields[eta]}"
+        ),
+        console=console,
+        transient=False,
+    )
+
+
+def _fmt(value: float | None, spec: str) -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def _eta(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    minutes, secs = divmod(int(seconds), 60)
+    return f"{minutes}:{secs:02d}"
+
+
+def _run_with_progress(plan: Any, console: Console) -> TrainOutcome:
+    from benchsel.train.pipeline import train as run_pipeline
+
+    progress = _progress(console)
+    task = progress.add_task("train", total=None, loss="-", val="-", tps="-", eta="-", visible=False)
+    last_val: list[float] = []
+
+    def on_progress(event: TrainProgress) -> None:
+        if event.eval_loss is not None:
+            last_val.append(event.eval_loss)
+        fields: dict[str, Any] = {
+            "loss": _fmt(event.loss, ".4f") if event.loss is not None else progress.tasks[0].fields["loss"],
+            "val": _fmt(last_val[-1] if last_val else None, ".4f"),
+            "tps": _fmt(event.tokens_per_s, ".0f"),
+            "eta": _eta(event.eta_s),
+        }
+        progress.update(task, completed=event.step, total=event.max_steps, visible=True, **fields)
+
+    with progress:
+        return run_pipeline(plan, on_stage=lambda text: progress.console.print(text), on_progress=on_progress)
+
+
+def _render_outcome(outcome: TrainOutcome, console: Console) -> None:
+    result = outcome.training
+    best = _fmt(result.best_eval_loss, ".4f")
+    console.print(
+        f"Trained {outcome.base_name}: {result.steps} steps in {result.train_seconds:.0f} s "
+        f"({result.tokens_per_s:.0f} tok/s, {result.device}{', QLoRA' if result.qlora else ''}); "
+        f"best validation loss {best}{' (stopped early)' if result.stopped_early else ''}"
+    )
+    console.print(f"Adapter: {outcome.adapter_gguf}")
+    console.print(f"Modelfile: {outcome.modelfile}")
+    if outcome.merged_dir is not None:
+        console.print(f"Merged model: {outcome.merged_dir}")
+    if outcome.registered:
+        console.print(f"Registered with Ollama: {outcome.registered} (try `ollama run {outcome.registered}`)")
+    evaluation = outcome.evaluation
+    if evaluation is None:
+        return
+    from benchsel.cli.render import results_table
+
+    console.print(
+        results_table(list(evaluation.before.models), title=f"Before: run {evaluation.before.run.id}")
+    )
+    console.print(results_table(list(evaluation.after.models), title=f"After: run {evaluation.after.run.id}"))
+    for path in evaluation.written:
+        console.print(f"Wrote {path}")
+
+
+# ---- data ---------------------------------------------------------------------------------------
+
+
+@train.group()
+def data() -> None:
+    """Build and check training data."""
+
+
+@data.command("generate")
+@click.option("--n", type=int, default=600, show_default=True, help="How many examples.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--evalset", default="extraction-v1", show_default=True, help="Whose prompt the examples use.")
+@click.option(
+    "--out", type=click.Path(dir_okay=False, path_type=Path), default=Path("train.jsonl"), show_default=True
+)
+def generate(n: int, seed: int, evalset: str, out: Path) -> None:
+    """Write synthetic extraction examples (exact gold by construction) as chat-messages JSONL."""
+    from benchsel.evalset import load_evalset
+    from benchsel.train.data import write_jsonl
+    from benchsel.train.pipeline import synthetic_examples
+
+    with _errors():
+        examples = synthetic_examples(n, seed, load_evalset(evalset))
+        path = write_jsonl(examples, out)
+    click.echo(f"Wrote {len(examples)} examples to {path}")
+
+
+@data.command("check")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--evalset", default="extraction-v1", show_default=True, help="Leakage check against it.")
+@click.option("--format", "fmt", type=click.Choice(FORMAT_CHOICES), default="auto", show_default=True)
+@click.option("--drop-leaks", is_flag=True, help="Report leaked examples as dropped instead of failing.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the split.")
+def check(file: Path, evalset: str, fmt: str, drop_leaks: bool, seed: int) -> None:
+    """Check training data: schema-valid targets, duplicates, leakage into the eval set, the split."""
+    from benchsel.evalset import load_evalset
+    from benchsel.train.data import load_examples, prepare
+
+    with _errors():
+        loaded = load_evalset(evalset)
+        examples = load_examples(file, fmt, loaded.prompt)  # type: ignore[arg-type]
+        prepared = prepare(examples, schema=loaded.schema, evalset=loaded, drop_leaks=drop_leaks, seed=seed)
+    for line in prepared.report.lines():
+        click.echo(line)
