@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 Recovery = Literal["strict", "object", "think", "fence", "embedded", "repaired", "truncated", "none"]
 
-_THINK = re.compile(r"<(think|thinking|reasoning)>.*?</\1>", re.DOTALL | re.IGNORECASE)
+_THINK_TAG = re.compile(r"<(think|thinking|reasoning)>", re.IGNORECASE)
 _THINK_OPEN = re.compile(r"^\s*<(think|thinking|reasoning)>", re.IGNORECASE)
 _FENCE = re.compile(r"```[ \t]*(?:json|JSON|javascript)?[ \t]*\n?(.*?)(?:```|\Z)", re.DOTALL)
 _TRAILING_COMMA = re.compile(r",(\s*[}\]])")
@@ -71,7 +71,7 @@ def parse_reply(raw: str | bytes | dict[str, Any] | None) -> ParsedReply:
 
 def recover(text: str) -> tuple[dict[str, Any] | None, Recovery]:
     body, how = text, "embedded"
-    without_think = _THINK.sub("", body)
+    without_think = strip_thinking(body)
     if without_think != body:
         body, how = without_think.strip(), "think"
     elif _THINK_OPEN.match(body):
@@ -79,24 +79,52 @@ def recover(text: str) -> tuple[dict[str, Any] | None, Recovery]:
     value = _loads(body)
     if isinstance(value, dict):
         return value, how  # type: ignore[return-value]
+    if value is not None:
+        return _inside_json(value)
     for block in _FENCE.findall(body):
-        found = _first_object(block)
+        found, _ = _first_object(block)
         if found is not None:
             return found, "fence"
     repaired = _repair_truncated(body)
     if repaired is not None:
         return repaired, "truncated"
-    found = _first_object(body)
+    found, commas_removed = _first_object(body)
     if found is not None:
-        return found, how  # type: ignore[return-value]
+        return found, "repaired" if commas_removed else how  # type: ignore[return-value]
     return None, "none"
 
 
-def _first_object(text: str) -> dict[str, Any] | None:
-    """The first complete JSON object embedded in text; a second pass forgives trailing commas."""
+def strip_thinking(text: str) -> str:
+    """Remove every closed ``<think>...</think>`` block (also ``thinking``, ``reasoning``). Linear:
+    an opening tag that never closes ends the search instead of being retried at every later tag."""
+    parts: list[str] = []
+    pos = 0
+    while (opening := _THINK_TAG.search(text, pos)) is not None:
+        closing = re.compile(f"</{opening.group(1)}>", re.IGNORECASE).search(text, opening.end())
+        if closing is None:
+            break
+        parts.append(text[pos : opening.start()])
+        pos = closing.end()
+    return "".join(parts) + text[pos:] if parts else text
+
+
+def _inside_json(value: Any) -> tuple[dict[str, Any] | None, Recovery]:
+    """A reply that is valid JSON but not an object: the answer double-encoded as a string, or wrapped
+    in a one-element list, is recovered; anything else holds no answer."""
+    if isinstance(value, list) and len(value) == 1 and isinstance(value[0], dict):
+        return value[0], "embedded"
+    inner = _loads(value.strip()) if isinstance(value, str) else None
+    if isinstance(inner, dict):
+        return inner, "embedded"
+    return None, "none"
+
+
+def _first_object(text: str) -> tuple[dict[str, Any] | None, bool]:
+    """The first complete JSON object embedded in text, and whether trailing commas were removed
+    first (before the scan: else an object with one fails and an object nested in it is taken)."""
     if _TRAILING_COMMA.search(text):
-        text = _TRAILING_COMMA.sub(r"\1", text)
-    return _scan_objects(text)
+        return _scan_objects(_TRAILING_COMMA.sub(r"\1", text)), True
+    return _scan_objects(text), False
 
 
 def _scan_objects(text: str) -> dict[str, Any] | None:
