@@ -269,11 +269,16 @@ def kv_cache_bytes(
 
 
 def layer_cache_tokens(shape: ModelShape, layer: int, *, num_ctx: int, parallel: int, batch: int) -> int:
-    """Cells of KV cache one layer holds: the full context, or a padded window for sliding layers."""
-    full = num_ctx * parallel
+    """Cells of KV cache one layer holds: the full context, or for a sliding layer a padded window per
+    slot (llama-server started with ``-np`` keeps one cache stream per slot)."""
     if not shape.sliding_layers[layer] or shape.sliding_window is None:
-        return full
-    window = min(full, parallel * shape.sliding_window + batch)
+        return num_ctx * parallel
+    return parallel * sliding_cells_per_slot(shape, num_ctx=num_ctx, batch=batch)
+
+
+def sliding_cells_per_slot(shape: ModelShape, *, num_ctx: int, batch: int) -> int:
+    """``pad256(min(num_ctx, sliding_window + batch))``: llama.cpp's SWA cache for one stream."""
+    window = min(num_ctx, (shape.sliding_window or 0) + batch)
     return -(-window // SWA_CACHE_PAD) * SWA_CACHE_PAD
 
 
@@ -286,19 +291,29 @@ def compute_buffer_bytes(
     flash_attention: bool = True,
     notes: list[str] | None = None,
 ) -> int:
-    """llama.cpp's graph buffer: the larger of the output step (hidden + logits for a batch, f32)
-    and one attention step (activations, mask, and without flash attention the KQ scores)."""
-    context = num_ctx * parallel
-    ubatch = min(batch, context)
+    """llama.cpp's compute buffer plus its logits output buffer, fitted to llama-server's reports
+    (docs/vram.md): one micro-batch's activations (5 x embedding + 3 x ffn f32 values per token),
+    2 bytes per token and KV cell a slot attends to (the f16 masks), one f32 logits row per slot.
+    Without flash attention, Ollama's graph term (it holds the KQ scores) when that is larger."""
+    ubatch = min(batch, num_ctx * parallel)
+    embedding = shape.embedding_length
     vocab = shape.vocab_size
     if vocab is None:
         vocab = FALLBACK_VOCAB_SIZE
         if notes is not None:
             notes.append(f"vocabulary size unknown: assumed {FALLBACK_VOCAB_SIZE}")
-    output_step = 4 * ubatch * (shape.embedding_length + vocab)
-    scores = context * shape.head_count if not flash_attention else 0
-    attention_step = 4 * ubatch * (1 + 4 * shape.embedding_length + context + scores)
-    return max(output_step, attention_step)
+    ffn = shape.feed_forward_length
+    if ffn is None:
+        ffn = 4 * embedding
+        if notes is not None:
+            notes.append("feed_forward_length unknown: assumed 4 x embedding")
+    cells = num_ctx  # per slot: each slot's stream has its own mask
+    if any(shape.sliding_layers):
+        cells += sliding_cells_per_slot(shape, num_ctx=num_ctx, batch=batch)
+    graph = 4 * ubatch * (5 * embedding + 3 * ffn) + 2 * ubatch * cells
+    if not flash_attention:
+        graph = max(graph, 4 * ubatch * (1 + 4 * embedding + num_ctx * (1 + shape.head_count)))
+    return graph + 4 * vocab * parallel
 
 
 def ollama_preflight_bytes(model_info: Mapping[str, Any], *, file_size_bytes: int, num_ctx: int) -> int:
@@ -397,23 +412,51 @@ def _needed_bytes(needed: int | VramEstimate | MeasuredVram | VramFigure) -> int
     return int(needed)
 
 
-_BUFFER_RE = re.compile(r"(\S+)\s+(model|KV|RS|compute|output) buffer size\s*=\s*([\d.]+) MiB")
+_BUFFER_RE = re.compile(
+    r"(?P<device>\S+)\s+(?P<kind>model|KV|RS|compute|output|LoRA) buffer size\s*=\s*(?P<mib>[\d.]+)\s*MiB"
+)
 _BUFFER_PART = {"model": "model", "KV": "kv", "RS": "kv", "compute": "compute", "output": "output"}
 
 
 @dataclass(frozen=True)
+class LlamaServerBuffer:
+    """One ``<device> <kind> buffer size = N MiB`` line of a llama-server (llama.cpp) log."""
+
+    device: str
+    kind: str
+    mib: float
+
+    @property
+    def on_device(self) -> bool:
+        """On an accelerator: not a ``CPU*`` buffer nor a pinned ``*_Host`` one."""
+        return not (self.device.startswith("CPU") or self.device.endswith("_Host"))
+
+
+def llama_server_buffers(log: str) -> tuple[LlamaServerBuffer, ...]:
+    """Every buffer line of a llama-server log, in order (a sliding-window model has two KV lines)."""
+    return tuple(LlamaServerBuffer(m["device"], m["kind"], float(m["mib"])) for m in _BUFFER_RE.finditer(log))
+
+
+@dataclass(frozen=True)
 class LlamaServerMemory:
-    """The buffers llama.cpp reports when it loads a model (its ``... buffer size = N MiB`` lines)."""
+    """The buffers llama.cpp reports when it loads a model, summed by part (bytes)."""
 
     model_bytes: int
     kv_cache_bytes: int
     compute_buffer_bytes: int
     output_bytes: int
     device_bytes: int  # the part on an accelerator (not CPU / *_Host buffers)
+    adapter_bytes: int = 0  # LoRA adapters loaded with --lora
 
     @property
     def total_bytes(self) -> int:
-        return self.model_bytes + self.kv_cache_bytes + self.compute_buffer_bytes + self.output_bytes
+        return (
+            self.model_bytes
+            + self.kv_cache_bytes
+            + self.compute_buffer_bytes
+            + self.output_bytes
+            + self.adapter_bytes
+        )
 
     def as_measured(self, source: str = "llama-server log") -> MeasuredVram:
         return MeasuredVram(self.total_bytes, self.device_bytes, source)
@@ -421,19 +464,19 @@ class LlamaServerMemory:
 
 def parse_llama_server_memory(log: str) -> LlamaServerMemory:
     """Sum the buffer sizes llama-server logs at load time, by part; raises if the log has none."""
-    parts = {"model": 0, "kv": 0, "compute": 0, "output": 0}
-    device = 0
-    for name, kind, mib in _BUFFER_RE.findall(log):
-        size = round(float(mib) * MIB)
-        parts[_BUFFER_PART[kind]] += size
-        if not (name.startswith("CPU") or name.endswith("_Host")):
-            device += size
-    if not any(parts.values()):
+    buffers = llama_server_buffers(log)
+    if not buffers:
         raise UsageError(
             "no 'buffer size = N MiB' lines in the llama-server log - "
             "pass the stderr it printed while loading the model"
         )
-    return LlamaServerMemory(parts["model"], parts["kv"], parts["compute"], parts["output"], device)
+    parts = {"model": 0, "kv": 0, "compute": 0, "output": 0, "adapter": 0}
+    for buffer in buffers:
+        parts[_BUFFER_PART.get(buffer.kind, "adapter")] += round(buffer.mib * MIB)
+    device = sum(round(b.mib * MIB) for b in buffers if b.on_device)
+    return LlamaServerMemory(
+        parts["model"], parts["kv"], parts["compute"], parts["output"], device, parts["adapter"]
+    )
 
 
 # ---------------------------------------------------------------- byte strings

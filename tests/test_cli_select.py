@@ -40,7 +40,7 @@ def test_select_on_the_shared_8_gib_card(db: Path, tmp_path: Path):
         "format debt that LoRA fixes cheaply"
     ) in got
     assert (
-        "  -. gemma4:e4b: excluded: needs 9.2 GiB (estimated) but 8.0 GiB - 3.0 GiB reserve leaves 5.0 GiB"
+        "  -. gemma4:e4b: excluded: needs 8.8 GiB (estimated) but 8.0 GiB - 3.0 GiB reserve leaves 5.0 GiB"
         in got
     )
     assert (

@@ -57,6 +57,7 @@ GEMMA3_270M = {
     "gemma3.attention.key_length": 256,
     "gemma3.attention.value_length": 256,
     "gemma3.attention.sliding_window": 512,
+    "gemma3.feed_forward_length": 2048,
     "gemma3.vocab_size": 262144,
 }
 LLAMA31_8B = {  # Ollama's documented example (llama3.1:8b, Q4_K_M)
@@ -92,18 +93,19 @@ def test_smollm2_kv_cache_at_4096():
     assert estimate.weights_bytes == smollm2_file_bytes()
 
 
-def test_smollm2_compute_buffer_is_the_output_step():
+def test_smollm2_compute_buffer_is_activations_masks_and_one_logits_row():
     estimate = estimate_inference_vram(SMOLLM2, file_size_bytes=SMOLLM2_FILE_BYTES)
-    # output step 4 * 512 * (576 + 49152) = 2048 * 49728 = 101,842,944
-    # attention step (flash attention) 4 * 512 * (1 + 4*576 + 4096) = 2048 * 6401 = 13,109,248
-    assert estimate.compute_buffer_bytes == 101_842_944
+    # activations 4 * 512 * (5*576 + 3*1536) = 2048 * 7488 = 15,335,424
+    # masks 2 * 512 * 4096 = 4,194,304; logits 4 * 49152 * 1 slot = 196,608
+    # = 19,726,336 (18.81 MiB; llama-server b-11434 logged 18.64 compute + 0.19 output)
+    assert estimate.compute_buffer_bytes == 15_335_424 + 4_194_304 + 196_608 == 19_726_336
 
 
 def test_smollm2_cpu_total_has_no_margin():
     estimate = estimate_inference_vram(SMOLLM2, file_size_bytes=SMOLLM2_FILE_BYTES, margin_bytes=0)
-    # 98,362,432 + 94,371,840 + 101,842,944 = 294,577,216 (280.9 MiB)
-    assert estimate.total_bytes == estimate.footprint_bytes == 294_577_216
-    assert format_bytes(estimate.total_bytes) == "280.9 MiB"
+    # 98,362,432 + 94,371,840 + 19,726,336 = 212,460,608 (202.6 MiB)
+    assert estimate.total_bytes == estimate.footprint_bytes == 212_460_608
+    assert format_bytes(estimate.total_bytes) == "202.6 MiB"
 
 
 def test_gemma3_kv_cache_slides_on_five_of_six_layers():
@@ -134,14 +136,26 @@ def test_sliding_cache_is_padded_and_capped_at_context():
 
 def test_gemma3_parallel_multiplies_context_and_window():
     estimate = estimate_inference_vram(GEMMA3_270M, file_size_bytes=1, num_ctx=4096, parallel=2)
-    # global: 3 * 8192 * 512 * 2 = 25,165,824; sliding: 15 * (2*512 + 512 = 1536) * 512 * 2 = 23,592,960
-    assert estimate.kv_cache_bytes == 25_165_824 + 23_592_960
+    # one cache stream per slot (llama-server -np 2): global 3 * 8192 * 512 * 2 = 25,165,824;
+    # sliding 15 * 2 slots * min(4096, 512 + 512 = 1024) * 512 * 2 = 31,457,280
+    assert estimate.kv_cache_bytes == 25_165_824 + 31_457_280
 
 
-def test_gemma3_compute_buffer_is_dominated_by_the_vocabulary():
+def test_parallel_slots_share_the_micro_batch_and_add_a_logits_row_each():
+    one = estimate_inference_vram(GEMMA3_270M, file_size_bytes=1, num_ctx=2048)
+    two = estimate_inference_vram(GEMMA3_270M, file_size_bytes=1, num_ctx=2048, parallel=2)
+    # activations 4 * 512 * (5*640 + 3*2048) = 2048 * 9344 = 19,136,512; each slot's stream masks its
+    # own 2048 + 1024 cells: 2 * 512 * 3072 = 3,145,728; logits 4 * 262,144 per slot = 1,048,576
+    assert one.compute_buffer_bytes == 19_136_512 + 3_145_728 + 1_048_576
+    assert two.compute_buffer_bytes == one.compute_buffer_bytes + 1_048_576
+
+
+def test_gemma3_compute_buffer_masks_the_window_too():
     estimate = estimate_inference_vram(GEMMA3_270M, file_size_bytes=1)
-    # 4 * 512 * (640 + 262144) = 2048 * 262784 = 538,181,632 (513.2 MiB)
-    assert estimate.compute_buffer_bytes == 538_181_632
+    # activations 4 * 512 * (5*640 + 3*2048) = 2048 * 9344 = 19,136,512
+    # masks 2 * 512 * (4096 full + 1024 window cells) = 5,242,880; logits 4 * 262,144 = 1,048,576
+    # = 25,427,968 (24.25 MiB; llama-server logged 23.28 compute + 1.00 output)
+    assert estimate.compute_buffer_bytes == 19_136_512 + 5_242_880 + 1_048_576 == 25_427_968
 
 
 @pytest.mark.parametrize(
@@ -159,10 +173,11 @@ def test_llama_8b_kv_cache_types(kv_cache: str, expected: int):
 
 def test_llama_8b_full_estimate_and_ollama_preflight():
     estimate = estimate_inference_vram(LLAMA31_8B, file_size_bytes=LLAMA31_8B_FILE_BYTES)
-    # compute: max(4*512*(4096 + 128256) = 271,056,896, 4*512*(1 + 4*4096 + 4096) = 41,945,088)
-    assert estimate.compute_buffer_bytes == 271_056_896
-    # 4,900,000,000 + 536,870,912 + 271,056,896 + 1 GiB margin 1,073,741,824 = 6,781,669,632
-    assert estimate.total_bytes == 6_781_669_632
+    # compute: 4*512*(5*4096 + 3*14336) = 2048 * 63,488 = 130,023,424 + masks 2*512*4096 = 4,194,304
+    # + logits 4 * 128,256 = 513,024 -> 134,730,752
+    assert estimate.compute_buffer_bytes == 134_730_752
+    # 4,900,000,000 + 536,870,912 + 134,730,752 + 1 GiB margin 1,073,741,824 = 6,645,343,488
+    assert estimate.total_bytes == 6_645_343_488
     # Ollama: file + 2 * 32 layers * 8 kv heads * 128 head dim * 4096 ctx * 2 bytes
     assert estimate.ollama_preflight_bytes == 4_900_000_000 + 536_870_912
     assert (
@@ -174,8 +189,9 @@ def test_llama_8b_full_estimate_and_ollama_preflight():
 def test_without_flash_attention_matches_ollamas_llama_graph_formula():
     estimate = estimate_inference_vram(LLAMA31_8B, file_size_bytes=1, flash_attention=False)
     # Ollama fullOffload for llama: 4*batch*(1 + 4*embedding + context*(1 + heads))
-    # = 2048 * (1 + 16384 + 4096 * 33) = 2048 * 151,553 = 310,380,544
-    assert estimate.compute_buffer_bytes == 310_380_544
+    # = 2048 * (1 + 16384 + 4096 * 33) = 2048 * 151,553 = 310,380,544 (above the flash-attention
+    # graph, 134,217,728), + logits 4 * 128,256 = 513,024
+    assert estimate.compute_buffer_bytes == 310_380_544 + 513_024
 
 
 def test_num_ctx_is_capped_at_training_context():
@@ -219,8 +235,17 @@ def test_per_layer_kv_heads_and_missing_keys():
 def test_unknown_vocabulary_is_assumed_large_and_noted():
     info = {k: v for k, v in SMOLLM2.items() if k != "llama.vocab_size"}
     estimate = estimate_inference_vram(info, file_size_bytes=1)
-    assert estimate.compute_buffer_bytes == 4 * 512 * (576 + 262_144)
+    # 15,335,424 activations + 4,194,304 masks + logits 4 * 262,144 = 1,048,576
+    assert estimate.compute_buffer_bytes == 15_335_424 + 4_194_304 + 1_048_576
     assert any("vocabulary" in note for note in estimate.notes)
+
+
+def test_unknown_feed_forward_length_is_assumed_four_times_the_embedding_and_noted():
+    info = {k: v for k, v in SMOLLM2.items() if k != "llama.feed_forward_length"}
+    estimate = estimate_inference_vram(info, file_size_bytes=1)
+    # 4 * 512 * (5*576 + 3*2304) = 2048 * 9792 = 20,054,016 + 4,194,304 + 196,608
+    assert estimate.compute_buffer_bytes == 24_444_928
+    assert any("feed_forward_length" in note for note in estimate.notes)
 
 
 # ---------------------------------------------------------------- the motivating case (DESIGN.md)
@@ -235,6 +260,7 @@ GEMMA3_4B = {
     "gemma3.attention.key_length": 256,
     "gemma3.attention.value_length": 256,
     "gemma3.attention.sliding_window": 1024,
+    "gemma3.feed_forward_length": 10240,
     "gemma3.vocab_size": 262144,
 }
 # gemma4:e2b's model_info was not available here: Gemma 3n E2B's published shape stands in for it
@@ -251,6 +277,7 @@ E2B_STAND_IN = {
     "gemma3n.attention.sliding_window": 512,
     "gemma3n.attention.sliding_window_pattern": [True, True, True, True, False] * 6,
     "gemma3n.attention.shared_kv_layers": 10,
+    "gemma3n.feed_forward_length": 8192,
     "gemma3n.vocab_size": 262144,
 }
 BUDGET = 8 * GIB  # 8,589,934,592
@@ -261,34 +288,41 @@ def test_4b_at_f16_does_not_fit_even_without_a_neighbour():
     estimate = estimate_inference_vram(GEMMA3_4B, file_size_bytes=8_000_000_000, has_projector=False)
     # KV: 5 global * 4096 * 512 * 4 * 2 = 83,886,080; 29 sliding * 1536 * 512 * 4 * 2 = 182,452,224
     assert estimate.kv_cache_bytes == 266_338_304
-    # 8,000,000,000 + 266,338,304 + 542,113,792 (4*512*(2560+262144)) + 1,073,741,824 = 9,882,193,920
-    assert estimate.total_bytes == 9_882_193_920
-    assert fits(estimate, BUDGET, RESERVE) == FitResult(False, -4_513_484_800, 9_882_193_920, 5_368_709_120)
+    # compute: 4*512*(5*2560 + 3*10240) = 2048 * 43,520 = 89,128,960 + masks 2*512*(4096 + 1536)
+    # = 5,767,168 + logits 1,048,576 -> 95,944,704
+    assert estimate.compute_buffer_bytes == 95_944_704
+    # 8,000,000,000 + 266,338,304 + 95,944,704 + 1,073,741,824 = 9,436,024,832
+    assert estimate.total_bytes == 9_436_024_832
+    assert fits(estimate, BUDGET, RESERVE) == FitResult(False, -4_067_315_712, 9_436_024_832, 5_368_709_120)
     assert not fits(estimate, BUDGET, 0).fits
 
 
-def test_e2b_fits_five_gib_only_by_file_size():
+def test_e2b_fits_five_gib_by_file_size():
     # the design's "fits with room": 4.9 GB file against 8 GiB - 3 GiB = 5,368,709,120
     assert fits(4_900_000_000, BUDGET, RESERVE) == FitResult(True, 468_709_120, 4_900_000_000, 5_368_709_120)
 
 
-def test_e2b_with_kv_and_compute_does_not_fit_beside_a_3_gib_neighbour():
+def test_e2b_text_path_with_kv_and_compute_fits_beside_a_3_gib_neighbour():
     text_only = estimate_inference_vram(E2B_STAND_IN, file_size_bytes=4_900_000_000, margin_bytes=0)
     # KV (layers 0-19 own a cache; 4, 9, 14, 19 global):
     #   4 * 4096 * 512 * 2 * 2 = 33,554,432 + 16 * 1024 * 512 * 2 * 2 = 33,554,432
     assert text_only.kv_cache_bytes == 67_108_864
-    # compute 4 * 512 * (2048 + 262144) = 541,065,216; total 4.9e9 + 67,108,864 + 541,065,216
-    assert text_only.total_bytes == 5_508_174_080
-    assert fits(text_only, BUDGET, RESERVE).headroom_bytes == -139_464_960
+    # compute: 4*512*(5*2048 + 3*8192) = 2048 * 34,816 = 71,303,168 + masks 2*512*(4096 + 1024)
+    # = 5,242,880 + logits 1,048,576 -> 77,594,624
+    assert text_only.compute_buffer_bytes == 77_594_624
+    # 4,900,000,000 + 67,108,864 + 77,594,624 = 5,044,703,488: 324,005,632 (309 MiB) to spare
+    assert text_only.total_bytes == 5_044_703_488
+    assert fits(text_only, BUDGET, RESERVE).headroom_bytes == 324_005_632
 
 
-def test_e2b_with_vision_and_margin_fits_8_gib_alone_with_room():
+def test_e2b_with_vision_and_margin_leaves_room_for_a_1_3_gib_neighbour():
     full = estimate_inference_vram(E2B_STAND_IN, file_size_bytes=4_900_000_000, has_projector=True)
-    # 5,508,174,080 + 1 GiB projector scratch + 1 GiB margin = 7,655,657,728
-    assert full.total_bytes == 7_655_657_728
-    result = fits(full, BUDGET, 0)
-    assert result.fits and result.headroom_bytes == 934_276_864  # room for a neighbour under 0.87 GiB
-    assert not fits(full, BUDGET, GIB).fits
+    # 5,044,703,488 + 1 GiB projector scratch + 1 GiB margin = 7,192,187,136
+    assert full.total_bytes == 7_192_187_136
+    assert fits(full, BUDGET, 0).headroom_bytes == 1_397_747_456  # 8 GiB - 7,192,187,136 (1.30 GiB)
+    assert fits(full, BUDGET, 1_397_747_456).fits
+    assert not fits(full, BUDGET, 1_397_747_457).fits
+    assert not fits(full, BUDGET, RESERVE).fits
 
 
 def test_e2b_fits_beside_3_gib_with_batch_128_on_the_text_path():
@@ -296,9 +330,9 @@ def test_e2b_fits_beside_3_gib_with_batch_128_on_the_text_path():
         E2B_STAND_IN, file_size_bytes=4_900_000_000, batch=128, margin_bytes=0
     )
     # KV: 33,554,432 + 16 * 768 (512 + 128 padded to 256) * 512 * 2 * 2 = 25,165,824
-    # compute: 4 * 128 * (2048 + 262144) = 135,266,304
-    assert small_batch.total_bytes == 4_900_000_000 + 33_554_432 + 25_165_824 + 135_266_304
-    assert fits(small_batch, BUDGET, RESERVE).headroom_bytes == 274_722_560
+    # compute: 4*128*34,816 = 17,825,792 + masks 2*128*(4096 + 768) = 1,245,184 + logits 1,048,576
+    assert small_batch.total_bytes == 4_900_000_000 + 33_554_432 + 25_165_824 + 20_119_552
+    assert fits(small_batch, BUDGET, RESERVE).headroom_bytes == 389_869_312
 
 
 # ---------------------------------------------------------------- measured vs estimated
@@ -310,7 +344,7 @@ def test_measured_beats_estimate_and_both_are_labelled():
     figure = vram_figure(estimate, measured)
     assert figure.bytes_needed == 300 * MIB
     assert figure.label == "measured (ollama /api/ps)"
-    assert figure.estimated_bytes == 294_577_216
+    assert figure.estimated_bytes == 212_460_608
     assert vram_figure(estimate).label == "estimated"
     assert fits(figure, GIB).headroom_bytes == GIB - 300 * MIB
     with pytest.raises(UsageError, match="/api/ps"):

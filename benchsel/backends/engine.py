@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import atexit
-import re
 import socket
 import subprocess
 import tempfile
@@ -16,16 +15,12 @@ from types import TracebackType
 import httpx
 
 from benchsel.errors import BackendUnavailable, MissingExtra, UsageError
+from benchsel.hardware import MIB, llama_server_buffers
 
 __all__ = ["LlamaServer", "ServerMemory", "llama_server_binary", "parse_memory"]
 
 HEALTH_TIMEOUT_S = 120.0
 STOP_TIMEOUT_S = 10.0
-_BUFFER_LINE = re.compile(
-    r"(?P<device>[\w.-]+)\s+(?P<kind>model|KV|compute|output|RS|LoRA)\s+buffer size"
-    r"\s*=\s*(?P<mib>[\d.]+)\s*MiB"
-)
-_HOST_DEVICES = ("CPU", "CPU_Mapped", "CPU_REPACK", "CUDA_Host", "CPU_AARCH64")
 _live: set[LlamaServer] = set()  # every started server, so atexit can stop the ones left running
 
 
@@ -40,12 +35,12 @@ class ServerMemory:
 def parse_memory(log: str) -> ServerMemory | None:
     """Sum the model, KV, compute, output and LoRA buffers a llama-server log reports (Gemma's two KV
     caches, full and sliding-window, are two lines); None if it reports none."""
-    buffers = [(m["device"], float(m["mib"])) for m in _BUFFER_LINE.finditer(log)]
+    buffers = llama_server_buffers(log)  # the one parser of these lines, shared with benchsel.hardware
     if not buffers:
         return None
-    total = sum(mib for _, mib in buffers)
-    device = sum(mib for dev, mib in buffers if dev not in _HOST_DEVICES)
-    return ServerMemory(int(total * 1024 * 1024), int(device * 1024 * 1024))
+    total = sum(b.mib for b in buffers)
+    device = sum(b.mib for b in buffers if b.on_device)
+    return ServerMemory(int(total * MIB), int(device * MIB))
 
 
 def llama_server_binary() -> Path:
