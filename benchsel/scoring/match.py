@@ -11,7 +11,7 @@ from typing import Any
 _SPACE = re.compile(r"\s+")
 _ARTICLE = re.compile(r"^(?:the|a|an)\s+", re.IGNORECASE)
 _EDGE_PUNCT = "\"'`“”‘’«».,;:!?()[]{}<>*_"
-_NON_WORD = re.compile(r"[^0-9A-Za-z]+")
+_NON_WORD = re.compile(r"[\W_]+")
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
 
 
@@ -113,14 +113,22 @@ class MatchResult:
     by_label: Mapping[str, Counts] = field(default_factory=dict)
 
 
+def _same_type(gold_type: str | None, predicted_type: str | None) -> bool:
+    """Strict mode's type check; a gold entity without a type accepts any predicted type."""
+    return gold_type is None or gold_type == predicted_type
+
+
 def match_entities(gold: Extracted, predicted: Extracted, *, strict: bool = False) -> MatchResult:
-    gold_names = {name for name, _ in gold.entities}
+    """Predicted names are already unique (``extract`` collapses duplicates), so each gold name
+    matches at most once. ``strict`` also requires the entity type to match."""
+    gold_types = dict(gold.entities)
     matched: list[str] = []
     invented: list[str] = []
     for name, kind in predicted.entities:
-        ok = name in gold_names and (not strict or kind == gold.entity_types.get(name))
+        ok = name in gold_types and (not strict or _same_type(gold_types[name], kind))
         (matched if ok else invented).append(name)
-    missed = [name for name, _ in gold.entities if name not in set(matched)]
+    found = set(matched)
+    missed = [name for name, _ in gold.entities if name not in found]
     counts = Counts(len(matched), len(invented), len(missed))
     return MatchResult(counts, tuple(matched), tuple(missed), tuple(invented))
 
@@ -159,7 +167,8 @@ def match_relationships(
         ok = key in remaining
         if ok and strict:
             ok = all(
-                predicted.entity_types.get(end) == gold.entity_types.get(end) for end in (rel[0], rel[2])
+                _same_type(gold.entity_types.get(end), predicted.entity_types.get(end))
+                for end in (rel[0], rel[2])
             )
         if ok:
             matched.append(remaining.pop(key))

@@ -34,23 +34,31 @@ class Estimate:
 
 
 def precision(c: Counts) -> float:
-    return c.tp / (c.tp + c.fp) if c.tp + c.fp else 0.0
+    """TP / (TP + FP); with no predictions, 1.0 when there was also nothing to find, else 0.0."""
+    if c.tp + c.fp:
+        return c.tp / (c.tp + c.fp)
+    return 0.0 if c.fn else 1.0
 
 
 def recall(c: Counts) -> float:
-    return c.tp / (c.tp + c.fn) if c.tp + c.fn else 0.0
+    """TP / (TP + FN); with nothing to find, 1.0 when nothing was predicted either, else 0.0."""
+    if c.tp + c.fn:
+        return c.tp / (c.tp + c.fn)
+    return 0.0 if c.fp else 1.0
 
 
 def f1(c: Counts) -> float:
-    """F1 = 2TP / (2TP + FP + FN). With nothing to find and nothing predicted, a perfect 1.0."""
+    """F1 = 2TP / (2TP + FP + FN). With nothing to find and nothing predicted, a perfect 1.0 (as are
+    precision and recall, so F1 stays their harmonic mean)."""
     denominator = 2 * c.tp + c.fp + c.fn
     return 2 * c.tp / denominator if denominator else 1.0
 
 
 def macro_f1(by_label: dict[str, Counts]) -> float:
-    """Mean per-label F1 over labels that occur in gold or predictions (0.0 when there are none)."""
+    """Mean per-label F1 over labels that occur in gold or predictions; 1.0 when there are none (no
+    relationship to find and none predicted), as micro F1 is."""
     labels = [c for c in by_label.values() if c.tp + c.fp + c.fn]
-    return sum(f1(c) for c in labels) / len(labels) if labels else 0.0
+    return sum(f1(c) for c in labels) / len(labels) if labels else 1.0
 
 
 def wilson(successes: int, total: int, confidence: float = DEFAULT_CONFIDENCE) -> Estimate:
@@ -89,15 +97,15 @@ def f1_of(sums: np.ndarray) -> np.ndarray:
 def precision_of(sums: np.ndarray) -> np.ndarray:
     import numpy as np
 
-    tp, fp = sums[..., 0], sums[..., 1]
-    return np.where(tp + fp > 0, tp / np.maximum(tp + fp, 1), 0.0)
+    tp, fp, fn = sums[..., 0], sums[..., 1], sums[..., 2]
+    return np.where(tp + fp > 0, tp / np.maximum(tp + fp, 1), np.where(fn > 0, 0.0, 1.0))
 
 
 def recall_of(sums: np.ndarray) -> np.ndarray:
     import numpy as np
 
-    tp, fn = sums[..., 0], sums[..., 2]
-    return np.where(tp + fn > 0, tp / np.maximum(tp + fn, 1), 0.0)
+    tp, fp, fn = sums[..., 0], sums[..., 1], sums[..., 2]
+    return np.where(tp + fn > 0, tp / np.maximum(tp + fn, 1), np.where(fp > 0, 0.0, 1.0))
 
 
 STATISTICS: dict[str, Statistic] = {"precision": precision_of, "recall": recall_of, "f1": f1_of}
