@@ -15,6 +15,7 @@ It is a test double in three documented ways:
 from __future__ import annotations
 
 import collections
+import hashlib
 import json
 import re
 import socket
@@ -22,7 +23,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -58,6 +59,7 @@ class FakeModel:
     template: str | None = None
     parameters: str = ""
     projector_info: dict[str, Any] | None = None  # a test double for a multimodal model's projector
+    adapters: dict[str, str] = field(default_factory=dict)  # name -> digest, set by /api/create
 
     @property
     def thinks(self) -> bool:
@@ -86,6 +88,7 @@ class _State:
     reloads: collections.Counter[str] = field(default_factory=collections.Counter)
     faults: list[Fault] = field(default_factory=list)
     requests: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    blobs: dict[str, int] = field(default_factory=dict)  # digest -> size of uploaded files
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -291,6 +294,11 @@ class _Handler(BaseHTTPRequestHandler):
     # --- routes ---------------------------------------------------------------------------------
 
     def do_HEAD(self) -> None:
+        if self.path.startswith("/api/blobs/"):
+            with self.state.lock:
+                known = self.path.removeprefix("/api/blobs/") in self.state.blobs
+            self._send(200 if known else 404, b"", "text/plain")
+            return
         self.do_GET()
 
     def do_GET(self) -> None:
@@ -303,10 +311,14 @@ class _Handler(BaseHTTPRequestHandler):
         self._dispatch(routes, None)
 
     def do_POST(self) -> None:
+        if self.path.startswith("/api/blobs/"):
+            self._upload_blob()
+            return
         body = self._body()
         with self.state.lock:
             self.state.requests.append((self.path, body))
         routes = {"/api/chat": self._chat, "/api/show": self._show, "/api/pull": self._pull}
+        routes["/api/create"] = self._create
         self._dispatch(routes, body)
 
     def _dispatch(self, routes: dict[str, Any], body: dict[str, Any] | None) -> None:
@@ -415,6 +427,43 @@ class _Handler(BaseHTTPRequestHandler):
         if model.projector_info:
             reply["projector_info"] = model.projector_info
         self._send(200, reply)
+
+    def _upload_blob(self) -> None:
+        """``POST /api/blobs/sha256:<hex>``: the body must hash to the digest (400 otherwise)."""
+        digest = self.path.removeprefix("/api/blobs/")
+        data = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        if digest != "sha256:" + hashlib.sha256(data).hexdigest():
+            self._error(400, "digest mismatch")
+            return
+        with self.state.lock:
+            existed = digest in self.state.blobs
+            self.state.blobs[digest] = len(data)
+        self._send(200 if existed else 201, b"", "text/plain")
+
+    def _create(self, body: dict[str, Any]) -> None:
+        """``POST /api/create`` from an existing tag plus adapters: a new tag that serves the base's GGUF
+        and engine (the double does not apply the adapter; it checks the adapter was uploaded)."""
+        base = self.state.models.get(_full_name(str(body.get("from") or "")))
+        if base is None:
+            self._error(404, f"model '{body.get('from')}' not found")
+            return
+        missing = [d for d in (body.get("adapters") or {}).values() if d not in self.state.blobs]
+        if missing:
+            self._error(400, f"blob {missing[0]} not found - upload it with POST /api/blobs first")
+            return
+        parameters = body.get("parameters") or {}
+        lines = [
+            f"{k} {json.dumps(v)}"
+            for k, vs in parameters.items()
+            for v in (vs if isinstance(vs, list) else [vs])
+        ]
+        created = replace(
+            base, name=str(body.get("model")), template=body.get("template") or base.template,
+            parameters="\n".join(lines) or base.parameters, adapters=dict(body.get("adapters") or {}),
+        )  # fmt: skip
+        with self.state.lock:
+            self.state.models[_full_name(created.name)] = created
+        self._send(200, {"status": "success"})
 
     def _pull(self, body: dict[str, Any]) -> None:
         name = _full_name(str(body.get("model") or body.get("name") or ""))
