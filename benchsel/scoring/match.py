@@ -6,6 +6,7 @@ import re
 import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 _SPACE = re.compile(r"\s+")
@@ -15,6 +16,7 @@ _NON_WORD = re.compile(r"[\W_]+")
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
 
 
+@lru_cache(maxsize=65536)
 def normalize_name(name: str) -> str:
     """Casefold, collapse whitespace, strip surrounding quotes/punctuation and a leading article."""
     text = unicodedata.normalize("NFKC", name)
@@ -23,6 +25,7 @@ def normalize_name(name: str) -> str:
     return text.casefold()
 
 
+@lru_cache(maxsize=16384)
 def normalize_relation(label: str) -> str:
     """``deployed on``, ``deployedOn``, ``deployed-on`` -> ``DEPLOYED_ON``."""
     text = unicodedata.normalize("NFKC", label).strip()
@@ -45,9 +48,13 @@ class Extracted:
     malformed: int = 0
 
 
+def _is_mapping(value: Any) -> bool:
+    return type(value) is dict or isinstance(value, Mapping)  # the exact check first: ABCs are slow
+
+
 def _text(value: Any) -> str | None:
-    if isinstance(value, str) and value.strip():
-        return value
+    if isinstance(value, str):
+        return value if value and not value.isspace() else None
     if isinstance(value, int | float) and not isinstance(value, bool):
         return str(value)
     return None
@@ -55,40 +62,52 @@ def _text(value: Any) -> str | None:
 
 def extract(obj: Any) -> Extracted:
     """Read the answer shape from a parsed object, tolerating wrong types inside it."""
-    if not isinstance(obj, Mapping):
+    if not _is_mapping(obj):
         return Extracted()
+    entities, bad_entities = _entities(obj.get("entities"))
+    relationships, bad_relationships = _relationships(obj.get("relationships"))
+    return Extracted(
+        entities=tuple(entities.items()),
+        relationships=tuple(relationships),
+        entity_types=entities,
+        malformed=bad_entities + bad_relationships,
+    )
+
+
+def _entities(raw: Any) -> tuple[dict[str, str | None], int]:
     entities: dict[str, str | None] = {}
     malformed = 0
-    raw_entities = obj.get("entities")
-    for item in raw_entities if isinstance(raw_entities, list) else []:
-        raw_name = _text(item.get("name")) if isinstance(item, Mapping) else _text(item)
-        if raw_name is None or not normalize_name(raw_name):
+    for item in raw if isinstance(raw, list) else ():
+        is_mapping = _is_mapping(item)
+        raw_name = _text(item.get("name")) if is_mapping else _text(item)
+        name = normalize_name(raw_name) if raw_name is not None else ""
+        if not name:
             malformed += 1
             continue
-        raw_type = _text(item.get("type")) if isinstance(item, Mapping) else None
-        entities.setdefault(normalize_name(raw_name), raw_type.casefold().strip() if raw_type else None)
+        if name not in entities:
+            raw_type = _text(item.get("type")) if is_mapping else None
+            entities[name] = raw_type.casefold().strip() if raw_type else None
+    return entities, malformed
+
+
+def _relationships(raw: Any) -> tuple[dict[RelationKey, None], int]:
     relationships: dict[RelationKey, None] = {}
-    raw_rels = obj.get("relationships")
-    for item in raw_rels if isinstance(raw_rels, list) else []:
-        if not isinstance(item, Mapping):
+    malformed = 0
+    for item in raw if isinstance(raw, list) else ():
+        if not _is_mapping(item):
             malformed += 1
             continue
-        parts = [_text(item.get(key)) for key in ("source", "relation", "target")]
-        if any(p is None for p in parts):
+        source, relation = _text(item.get("source")), _text(item.get("relation"))
+        target = _text(item.get("target"))
+        if source is None or relation is None or target is None:
             malformed += 1
             continue
-        source, relation, target = (p or "" for p in parts)
         key = (normalize_name(source), normalize_relation(relation), normalize_name(target))
-        if all(key):
+        if key[0] and key[1] and key[2]:
             relationships.setdefault(key, None)
         else:
             malformed += 1
-    return Extracted(
-        entities=tuple((name, kind) for name, kind in entities.items()),
-        relationships=tuple(relationships),
-        entity_types=entities,
-        malformed=malformed,
-    )
+    return relationships, malformed
 
 
 @dataclass(frozen=True)
@@ -175,11 +194,11 @@ def match_relationships(
         else:
             invented.append(rel)
     missed = list(remaining.values())
-    by_label: dict[str, Counts] = {}
-    for items, field_name in ((matched, "tp"), (invented, "fp"), (missed, "fn")):
+    tallies: dict[str, list[int]] = {}
+    for column, items in enumerate((matched, invented, missed)):
         for rel in items:
-            current = by_label.get(rel[1], Counts())
-            by_label[rel[1]] = Counts(**{**current.__dict__, field_name: getattr(current, field_name) + 1})
+            tallies.setdefault(rel[1], [0, 0, 0])[column] += 1
+    by_label = {label: Counts(*tally) for label, tally in tallies.items()}
     return MatchResult(
         Counts(len(matched), len(invented), len(missed)),
         tuple(_render(r) for r in matched),

@@ -10,6 +10,7 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from benchsel.evalset import DIFFICULTIES, Case, EvalSet
+from benchsel.scoring.fastschema import Check, compile_schema
 from benchsel.scoring.match import (
     Counts,
     Extracted,
@@ -125,22 +126,41 @@ class ModelScore:
 
 
 @lru_cache(maxsize=16)
-def _validator(schema_json: str) -> Validator:
+def _validator(schema_json: str) -> tuple[Validator, Check | None]:
     import json
 
     from jsonschema import Draft202012Validator
 
-    return Draft202012Validator(json.loads(schema_json))
+    schema = json.loads(schema_json)
+    return Draft202012Validator(schema), compile_schema(schema)
+
+
+# id(schema) -> (the schema itself, kept alive so its id stays unique; validator; fast check)
+_BY_ID: dict[int, tuple[Mapping[str, Any], Validator, Check | None]] = {}
+
+
+def _validators(schema: Mapping[str, Any]) -> tuple[Validator, Check | None]:
+    cached = _BY_ID.get(id(schema))
+    if cached is not None and cached[0] is schema:
+        return cached[1], cached[2]
+    import json
+
+    validator, fast = _validator(json.dumps(schema, sort_keys=True))
+    if len(_BY_ID) >= 16:
+        _BY_ID.clear()
+    _BY_ID[id(schema)] = (schema, validator, fast)
+    return validator, fast
 
 
 def schema_error(obj: Any, schema: Mapping[str, Any]) -> str | None:
-    """The first reason ``obj`` breaks ``schema``, or None when it validates."""
-    import json
-
-    validator = _validator(json.dumps(schema, sort_keys=True))
-    if validator.is_valid(obj):
+    """The first reason ``obj`` breaks ``schema``, or None when it validates. The schema is taken as
+    fixed once seen: a fast check for the common answer-schema keywords decides, jsonschema explains."""
+    validator, fast = _validators(schema)
+    if fast(obj) if fast is not None else validator.is_valid(obj):
         return None
-    error = next(iter(validator.iter_errors(obj)))
+    error = next(iter(validator.iter_errors(obj)), None)
+    if error is None:
+        return None
     where = "/".join(str(p) for p in error.absolute_path)
     return f"{where}: {error.message}"[:300] if where else error.message[:300]
 

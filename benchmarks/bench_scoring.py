@@ -1,0 +1,100 @@
+"""Scoring throughput: 10,000 synthetic replies over the bundled extraction-v1-full cases.
+
+Measures (a) parse + schema check + match per reply and (b) the whole ``score()`` with bootstrap
+intervals. Run: ``python benchmarks/bench_scoring.py [--cases 10000] [--profile]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import random
+import time
+from typing import Any
+
+from benchsel.evalset import EvalSet, load_evalset
+from benchsel.scoring.parse import parse_reply
+from benchsel.scoring.scorecard import ReplyInput, gold_of, score, score_reply
+
+SHAPES = ("valid", "fenced", "prose", "truncated", "thinking")
+
+
+def _answer(evalset: EvalSet, case_id: str, rng: random.Random) -> dict[str, Any]:
+    gold = evalset.case(case_id).gold.model_dump(exclude_none=True)
+    entities = [e for e in gold["entities"] if rng.random() > 0.15]
+    if rng.random() < 0.3:
+        entities.append({"name": "Invented thing", "type": "software", "role": "object"})
+    relationships = [r for r in gold["relationships"] if rng.random() > 0.25]
+    return {"entities": entities, "relationships": relationships}
+
+
+def make_replies(evalset: EvalSet, n: int, seed: int = 0) -> list[ReplyInput]:
+    rng = random.Random(seed)
+    replies = []
+    for i in range(n):
+        case = evalset.cases[i % len(evalset.cases)]
+        text = json.dumps(_answer(evalset, case.id, rng))
+        shape = SHAPES[i % len(SHAPES)] if i % 2 else "valid"  # about half valid JSON
+        if shape == "fenced":
+            text = f"```json\n{text}\n```"
+        elif shape == "prose":
+            text = f"Here is the knowledge graph you asked for:\n{text}\nLet me know if you need more."
+        elif shape == "truncated":
+            text = text[: max(20, int(len(text) * 0.7))]
+        elif shape == "thinking":
+            text = f"<think>The text mentions a few systems; I list them.</think>\n{text}"
+        replies.append(ReplyInput(case.id, text, repeat=i // len(evalset.cases)))
+    return replies
+
+
+def bench_per_reply(evalset: EvalSet, replies: list[ReplyInput]) -> float:
+    golds = {case.id: gold_of(case) for case in evalset.cases}
+    symmetric = evalset.symmetric_relations
+    started = time.perf_counter()
+    for reply in replies:
+        case = evalset.by_id[reply.case_id]
+        score_reply(
+            case,
+            parse_reply(reply.output),
+            schema=evalset.schema,
+            symmetric=symmetric,
+            gold=golds[case.id],
+        )
+    return len(replies) / (time.perf_counter() - started)
+
+
+def bench_score(evalset: EvalSet, replies: list[ReplyInput]) -> float:
+    started = time.perf_counter()
+    score(evalset, replies)
+    return len(replies) / (time.perf_counter() - started)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--cases", type=int, default=10_000)
+    parser.add_argument("--evalset", default="extraction-v1-full")
+    parser.add_argument("--profile", action="store_true", help="cProfile the per-reply loop")
+    args = parser.parse_args()
+    evalset = load_evalset(args.evalset)
+    replies = make_replies(evalset, args.cases)
+    bench_per_reply(evalset, replies[:500])  # warm caches (validator, regexes)
+    if args.profile:
+        import cProfile
+        import pstats
+
+        with cProfile.Profile() as profiler:
+            bench_per_reply(evalset, replies)
+        pstats.Stats(profiler).sort_stats("cumulative").print_stats(25)
+        return
+    per_reply = max(bench_per_reply(evalset, replies) for _ in range(3))
+    whole = max(bench_score(evalset, replies) for _ in range(3))
+    print(f"machine: {os.cpu_count()} cores, Python {platform.python_version()}, {platform.machine()}")
+    print(f"replies: {len(replies)} over {len(evalset.cases)} cases of {evalset.name}")
+    print(f"(a) parse + schema + match per reply: {per_reply:,.0f} cases/s")
+    print(f"(b) score() with bootstrap intervals: {whole:,.0f} cases/s")
+
+
+if __name__ == "__main__":
+    main()
