@@ -99,6 +99,8 @@ def _build_case(
     rels: dict[tuple[str, str, str], Relationship] = {}
     sources = set()
     for head, label, tail in relations:
+        if not all(isinstance(i, int) and 0 <= i < len(names) for i in (head, tail)):
+            raise IndexError(f"relation {label} joins entity {head} and {tail} of {len(names)}")
         source, target = names[head], names[tail]
         rel = Relationship(source=source, relation=normalize_relation(label), target=target)
         rels.setdefault((normalize_name(source), rel.relation, normalize_name(target)), rel)
@@ -115,28 +117,57 @@ def _build_case(
     )
 
 
-def from_spert(records: Iterable[Mapping[str, Any]], prefix: str = "case") -> tuple[list[Case], list[str]]:
-    cases, skipped = [], []
-    for index, record in enumerate(records):
-        case_id = str(record.get("orig_id", f"{prefix}-{index + 1:05d}"))
+def _span(entity: Mapping[str, Any], spans: list[tuple[int, int]], text: str) -> tuple[str, str | None]:
+    start, end = entity["start"], entity["end"]
+    if not (isinstance(start, int) and isinstance(end, int) and 0 <= start < end <= len(spans)):
+        raise ValueError(f"entity span [{start}, {end}) is outside the {len(spans)} tokens")
+    kind = entity.get("type")
+    return text[spans[start][0] : spans[end - 1][1]], None if kind is None else str(kind)
+
+
+def _spert_case(case_id: str, record: Mapping[str, Any]) -> Case:
+    tokens = [str(t) for t in record["tokens"]]
+    text, spans = detokenize(tokens)
+    entities = [_span(e, spans, text) for e in record.get("entities", [])]
+    relations = [(r["head"], str(r["type"]), r["tail"]) for r in record.get("relations", [])]
+    return _build_case(case_id, text, entities, relations)
+
+
+class _Collector:
+    """Cases that survive the checks, and one line per record that did not (with the reason)."""
+
+    def __init__(self) -> None:
+        self.cases: list[Case] = []
+        self.skipped: list[str] = []
+        self._ids: set[str] = set()
+
+    def add(self, case_id: str, build: Any) -> None:
+        if case_id in self._ids:
+            self.skipped.append(f"{case_id}: duplicate id (an earlier record has it)")
+            return
         try:
-            tokens = [str(t) for t in record["tokens"]]
-            text, spans = detokenize(tokens)
-            entities = [
-                (text[spans[e["start"]][0] : spans[e["end"] - 1][1]], e.get("type"))
-                for e in record.get("entities", [])
-            ]
-            relations = [(r["head"], r["type"], r["tail"]) for r in record.get("relations", [])]
-            case = _build_case(case_id, text, entities, relations)
-        except (KeyError, IndexError, TypeError, ValueError) as exc:
-            skipped.append(f"{case_id}: malformed record ({type(exc).__name__}: {exc})")
-            continue
+            case = build()
+        except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
+            self.skipped.append(f"{case_id}: malformed record ({type(exc).__name__}: {_first_line(exc)})")
+            return
         problem = check_case(case)
         if problem:
-            skipped.append(f"{case_id}: {problem}")
-            continue
-        cases.append(case)
-    return cases, skipped
+            self.skipped.append(f"{case_id}: {problem}")
+            return
+        self._ids.add(case_id)
+        self.cases.append(case)
+
+
+def _first_line(exc: Exception) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
+
+
+def from_spert(records: Iterable[Mapping[str, Any]], prefix: str = "case") -> tuple[list[Case], list[str]]:
+    collector = _Collector()
+    for index, record in enumerate(records):
+        case_id = str(record.get("orig_id", f"{prefix}-{index + 1:05d}"))
+        collector.add(case_id, lambda record=record, case_id=case_id: _spert_case(case_id, record))
+    return collector.cases, collector.skipped
 
 
 @dataclass(frozen=True)
@@ -166,36 +197,39 @@ def from_jsonl_records(
     records: Iterable[Mapping[str, Any]], fields: FieldMap, prefix: str = "case"
 ) -> tuple[list[Case], list[str]]:
     """Relation heads and tails may be entity indices or entity names."""
-    cases, skipped = [], []
+    collector = _Collector()
     for index, record in enumerate(records):
-        case_id = str(_get(record, fields.id) or f"{prefix}-{index + 1:05d}")
-        text = _get(record, fields.text)
-        raw_entities = _get(record, fields.entities) or []
-        if not isinstance(text, str) or not isinstance(raw_entities, list):
-            skipped.append(f"{case_id}: no text at '{fields.text}' or no list at '{fields.entities}'")
-            continue
-        entities = [
-            (str(_get(e, fields.entity_name) if isinstance(e, Mapping) else e), _get(e, fields.entity_type))
-            for e in raw_entities
-        ]
-        names = [normalize_name(name) for name, _ in entities]
-        relations = []
-        for rel in _get(record, fields.relations) or []:
-            head = _entity_index(_get(rel, fields.head), names)
-            tail = _entity_index(_get(rel, fields.tail), names)
-            label = _get(rel, fields.relation)
-            if head is None or tail is None or not label:
-                skipped.append(f"{case_id}: relation {rel!r} names an unknown entity")
-                break
-            relations.append((head, str(label), tail))
-        else:
-            case = _build_case(case_id, text, entities, relations)
-            problem = check_case(case)
-            if problem:
-                skipped.append(f"{case_id}: {problem}")
-            else:
-                cases.append(case)
-    return cases, skipped
+        raw_id = _get(record, fields.id)
+        case_id = str(raw_id) if raw_id is not None and raw_id != "" else f"{prefix}-{index + 1:05d}"
+        collector.add(case_id, lambda record=record, case_id=case_id: _jsonl_case(case_id, record, fields))
+    return collector.cases, collector.skipped
+
+
+def _jsonl_case(case_id: str, record: Mapping[str, Any], fields: FieldMap) -> Case:
+    text = _get(record, fields.text)
+    raw_entities = _get(record, fields.entities) or []
+    raw_relations = _get(record, fields.relations) or []
+    if not isinstance(text, str) or not isinstance(raw_entities, list) or not isinstance(raw_relations, list):
+        raise ValueError(
+            f"no text at '{fields.text}' or no list at '{fields.entities}' / '{fields.relations}'"
+        )
+    entities = []
+    for e in raw_entities:
+        name = _get(e, fields.entity_name) if isinstance(e, Mapping) else e
+        if not isinstance(name, str | int | float) or isinstance(name, bool):
+            raise ValueError(f"entity {e!r} has no name at '{fields.entity_name}'")
+        kind = _get(e, fields.entity_type) if isinstance(e, Mapping) else None
+        entities.append((str(name), None if kind is None else str(kind)))
+    names = [normalize_name(name) for name, _ in entities]
+    relations = []
+    for rel in raw_relations:
+        head = _entity_index(_get(rel, fields.head), names)
+        tail = _entity_index(_get(rel, fields.tail), names)
+        label = _get(rel, fields.relation)
+        if head is None or tail is None or not label:
+            raise ValueError(f"relation {rel!r} names an unknown entity or has no label")
+        relations.append((head, str(label), tail))
+    return _build_case(case_id, text, entities, relations)
 
 
 def _entity_index(end: Any, names: list[str]) -> int | None:
