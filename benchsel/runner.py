@@ -14,13 +14,18 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from benchsel import __version__
 from benchsel.backends.base import Backend, Memory, ModelSnapshot, Reply, RequestOptions
 from benchsel.errors import BenchselError, RequestRejected, TransportError
 from benchsel.evalset import Case, EvalSet
 from benchsel.store import RunRecord, Store, StoredResult
+
+T = TypeVar("T")
+
+# Loading weights from disk can take far longer than one answer: the load gets its own time limit.
+LOAD_TIMEOUT_S = 600.0
 
 # After this many requests in a row fail in transport (each after its retries), the server is taken
 # to be gone: the run stops, keeps what it has, and a re-run resumes.
@@ -253,7 +258,14 @@ def _run_model(
     if not work.pending:
         emit(ModelFinished(model, None, 0))
         return
-    load_s = backend.load(model, spec.options)
+    load_s = _retrying(
+        spec,
+        threading.Event(),
+        lambda attempt, exc: emit(Retrying(model, "(load)", attempt, str(exc))),
+        lambda: backend.load(
+            model, replace(spec.options, timeout_s=max(spec.options.timeout_s, LOAD_TIMEOUT_S))
+        ),
+    )
     store.save_model(record.id, snapshot, load_s=load_s)
     emit(ModelLoaded(model, load_s))
     try:
@@ -322,6 +334,25 @@ def _send_all(
     return errors
 
 
+def _retrying(
+    spec: RunSpec,
+    stop: threading.Event,
+    on_retry: Callable[[int, TransportError], None],
+    call: Callable[[], T],
+) -> T:
+    """Call, retrying transport failures with exponential backoff; the last failure is raised."""
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            return call()
+        except TransportError as exc:
+            if not exc.retryable or attempt > spec.retries or stop.is_set():
+                raise
+            on_retry(attempt, exc)
+            stop.wait(spec.backoff_s * 2 ** (attempt - 1))
+
+
 def _request(
     spec: RunSpec,
     backend: Backend,
@@ -337,20 +368,18 @@ def _request(
     """One request with retries for transport failures only; a bad answer is never retried."""
     messages = spec.evalset.prompt.messages(case.text)
     base = StoredResult(run_id, model, case.id, repeat, key, None)
-    attempt = 0
-    while True:
-        attempt += 1
-        try:
-            reply = backend.chat(model, messages, spec.options, schema)
-            return replace(base, reply=reply)
-        except TransportError as exc:
-            if not exc.retryable or attempt > spec.retries or stop.is_set():
-                return replace(base, error_kind=f"transport:{exc.kind}", error_message=str(exc))
-            emit(Retrying(model, case.id, attempt, str(exc)))
-            stop.wait(spec.backoff_s * 2 ** (attempt - 1))
-        except RequestRejected as exc:
-            return replace(base, error_kind=f"rejected:{exc.kind}", error_message=str(exc))
-        except Exception as exc:
-            if isinstance(exc, BenchselError) and exc.exit_code == 2:
-                raise
-            return replace(base, error_kind=f"error:{type(exc).__name__}", error_message=str(exc)[:500])
+
+    def on_retry(attempt: int, exc: TransportError) -> None:
+        emit(Retrying(model, case.id, attempt, str(exc)))
+
+    try:
+        reply = _retrying(spec, stop, on_retry, lambda: backend.chat(model, messages, spec.options, schema))
+    except TransportError as exc:
+        return replace(base, error_kind=f"transport:{exc.kind}", error_message=str(exc))
+    except RequestRejected as exc:
+        return replace(base, error_kind=f"rejected:{exc.kind}", error_message=str(exc))
+    except BenchselError as exc:
+        if exc.exit_code == 2:
+            raise
+        return replace(base, error_kind=f"error:{type(exc).__name__}", error_message=str(exc)[:500])
+    return replace(base, reply=reply)
