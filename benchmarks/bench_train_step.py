@@ -1,0 +1,144 @@
+"""A LoRA training step through benchsel's trainer vs plain peft + trl with the same settings, on the tiny
+random Llama; the median step time of each, their ratio (goal: within 10%), into docs/performance.md."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import re
+import statistics
+import sys
+import tempfile
+import time
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+START, END = "<!-- bench_train_step -->", "<!-- /bench_train_step -->"
+PERFORMANCE_MD = ROOT / "docs" / "performance.md"
+SETTINGS = {"r": 16, "alpha": 32, "per_device_batch_size": 4, "gradient_accumulation_steps": 1,
+            "max_seq_len": 2048, "warmup_ratio": 0.0, "seed": 0, "epochs": 1}  # fmt: skip
+
+
+def _median_step(stamps: list[float]) -> float:
+    gaps = [b - a for a, b in zip(stamps[1:], stamps[2:], strict=False)]  # skip the first (warm-up) step
+    return statistics.median(gaps)
+
+
+def benchsel_step_s(base: Any, train: list[Any], val: list[Any], steps: int, out: Path) -> float:
+    from benchsel.train.lora import TrainSettings, train_lora
+
+    stamps: list[float] = []
+    settings = TrainSettings.model_validate({**SETTINGS, "max_steps": steps})
+    train_lora(
+        base, train, val, settings, out, lambda p: stamps.append(time.perf_counter()) if p.loss else None
+    )
+    return _median_step(stamps)
+
+
+def plain_step_s(hf_dir: Path, train: list[Any], val: list[Any], steps: int, out: Path) -> float:
+    """What a person writes with peft + trl alone: the same model, LoRA, batch, schedule and data."""
+    from datasets import Dataset
+    from peft import LoraConfig
+    from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
+    from trl import SFTConfig, SFTTrainer
+
+    stamps: list[float] = []
+
+    class Stamp(TrainerCallback):
+        def on_log(self, args: Any, state: Any, control: Any, logs: Any = None, **kwargs: Any) -> None:
+            if logs and "loss" in logs:
+                stamps.append(time.perf_counter())
+
+    tokenizer = AutoTokenizer.from_pretrained(hf_dir)
+    config = SFTConfig(
+        output_dir=str(out), max_steps=steps, per_device_train_batch_size=4, per_device_eval_batch_size=4,
+        learning_rate=2e-4, lr_scheduler_type="cosine", logging_steps=1, eval_strategy="epoch",
+        save_strategy="no", max_length=2048, seed=0, use_cpu=True, bf16=False, report_to="none",
+        disable_tqdm=True,
+    )  # fmt: skip
+    trainer = SFTTrainer(
+        model=AutoModelForCausalLM.from_pretrained(hf_dir),
+        args=config,
+        train_dataset=Dataset.from_list(train),
+        eval_dataset=Dataset.from_list(val),
+        processing_class=tokenizer,
+        peft_config=LoraConfig(r=16, lora_alpha=32, lora_dropout=0.05, target_modules="all-linear"),
+        callbacks=[Stamp()],
+    )
+    trainer.train()
+    return _median_step(stamps)
+
+
+def measure(steps: int, n: int) -> dict[str, float]:
+    from benchsel.evalset import load_evalset
+    from benchsel.train.base import resolve_base
+    from benchsel.train.data import prepare
+    from benchsel.train.pipeline import render_rows, synthetic_examples
+    from benchsel.train.tiny import build_tiny_llama
+
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        base = resolve_base(str(build_tiny_llama(root / "tiny")))
+        evalset = load_evalset("extraction-v1")
+        data = prepare(synthetic_examples(n, 0, evalset), schema=evalset.schema, evalset=evalset)
+        train, val = render_rows(base, data.train), render_rows(base, data.validation)
+        plain = plain_step_s(base.hf_dir, train, val, steps, root / "plain")
+        ours = benchsel_step_s(base, train, val, steps, root / "ours")
+    return {"benchsel_step_s": ours, "plain_step_s": plain, "ratio": ours / plain}
+
+
+def section(figures: dict[str, float], steps: int) -> str:
+    ratio = figures["ratio"]
+    verdict = "meets it" if abs(ratio - 1) <= 0.10 else "misses it"
+    return "\n".join(
+        [
+            START,
+            "## A training step (`benchmarks/bench_train_step.py`)",
+            "",
+            f"Tiny random Llama (2 layers, hidden 64), LoRA r=16 on all linear layers, batch 4, "
+            f"extraction-v1 prompts; median of {steps - 2} step times after the first.",
+            "",
+            "| Trainer | Seconds per step |",
+            "|---|---|",
+            f"| benchsel `train_lora` | {figures['benchsel_step_s']:.4f} |",
+            f"| plain peft + trl `SFTTrainer` | {figures['plain_step_s']:.4f} |",
+            f"| **ratio** | **{ratio:.2f}** |",
+            "",
+            f"Goal: within 10% of plain peft + trl: {verdict}.",
+            f"Measured {date.today()} with Python {platform.python_version()} on {os.cpu_count()} CPUs "
+            f"({platform.machine()}), 1-minute load average {os.getloadavg()[0]:.1f}.",
+            END,
+        ]
+    )
+
+
+def record(text: str, path: Path = PERFORMANCE_MD) -> None:
+    current = path.read_text(encoding="utf-8") if path.exists() else ""
+    pattern = re.compile(re.escape(START) + ".*?" + re.escape(END), re.DOTALL)
+    updated = (
+        pattern.sub(lambda _: text, current) if pattern.search(current) else current.rstrip() + "\n\n" + text
+    )
+    path.write_text(updated.rstrip() + "\n", encoding="utf-8")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--steps", type=int, default=22)
+    parser.add_argument("--n", type=int, default=120, help="synthetic examples")
+    parser.add_argument("--no-write", action="store_true", help="print only; leave docs/performance.md alone")
+    args = parser.parse_args()
+    figures = measure(args.steps, args.n)
+    for key, value in figures.items():
+        print(f"{key:>16}: {value:.4f}")
+    if not args.no_write:
+        record(section(figures, args.steps))
+        print(f"wrote {PERFORMANCE_MD}")
+
+
+if __name__ == "__main__":
+    main()
