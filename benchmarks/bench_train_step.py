@@ -87,8 +87,12 @@ def measure(steps: int, n: int) -> dict[str, float]:
         evalset = load_evalset("extraction-v1")
         data = prepare(synthetic_examples(n, 0, evalset), schema=evalset.schema, evalset=evalset)
         train, val = render_rows(base, data.train), render_rows(base, data.validation)
-        plain = plain_step_s(base.hf_dir, train, val, steps, root / "plain")
-        ours = benchsel_step_s(base, train, val, steps, root / "ours")
+        # alternate the two, twice, and keep each one's best median: load from other processes on a
+        # shared machine then hurts neither side more than the other
+        plain, ours = float("inf"), float("inf")
+        for round_ in range(2):
+            plain = min(plain, plain_step_s(base.hf_dir, train, val, steps, root / f"plain{round_}"))
+            ours = min(ours, benchsel_step_s(base, train, val, steps, root / f"ours{round_}"))
     return {"benchsel_step_s": ours, "plain_step_s": plain, "ratio": ours / plain}
 
 
@@ -101,7 +105,8 @@ def section(figures: dict[str, float], steps: int) -> str:
             "## A training step (`benchmarks/bench_train_step.py`)",
             "",
             f"Tiny random Llama (2 layers, hidden 64), LoRA r=16 on all linear layers, batch 4, "
-            f"extraction-v1 prompts; median of {steps - 2} step times after the first.",
+            f"extraction-v1 prompts; median of {steps - 2} step times after the first, best of two "
+            "alternating runs of each.",
             "",
             "| Trainer | Seconds per step |",
             "|---|---|",
