@@ -11,7 +11,7 @@ Recovery = Literal["strict", "object", "think", "fence", "embedded", "repaired",
 
 _THINK_TAG = re.compile(r"<(think|thinking|reasoning)>", re.IGNORECASE)
 _THINK_OPEN = re.compile(r"^\s*<(think|thinking|reasoning)>", re.IGNORECASE)
-_FENCE = re.compile(r"```[ \t]*(?:json|JSON|javascript)?[ \t]*\n?(.*?)(?:```|\Z)", re.DOTALL)
+_FENCE_HEAD = re.compile(r"```[ \t]*(?:json|JSON|javascript)?[ \t]*\n?")
 _TRAILING_COMMA = re.compile(r",(\s*[}\]])")
 _MAX_CANDIDATES = 64
 _MAX_REPAIR_CHARS = 200_000
@@ -45,6 +45,8 @@ def clean_text(raw: str | bytes) -> str:
     """Decode bytes leniently and replace lone surrogates so every later step sees valid text."""
     if isinstance(raw, bytes):
         return raw.decode("utf-8", errors="replace")
+    if raw.isascii():
+        return raw
     try:
         raw.encode("utf-8")
     except UnicodeEncodeError:
@@ -81,10 +83,13 @@ def recover(text: str) -> tuple[dict[str, Any] | None, Recovery]:
         return value, how  # type: ignore[return-value]
     if value is not None:
         return _inside_json(value)
-    for block in _FENCE.findall(body):
+    for block in _fenced_blocks(body):
         found, _ = _first_object(block)
         if found is not None:
             return found, "fence"
+    first = _object_at(body, body.find("{"))
+    if first is not None:
+        return first, how  # type: ignore[return-value]
     repaired = _repair_truncated(body)
     if repaired is not None:
         return repaired, "truncated"
@@ -92,6 +97,22 @@ def recover(text: str) -> tuple[dict[str, Any] | None, Recovery]:
     if found is not None:
         return found, "repaired" if commas_removed else how  # type: ignore[return-value]
     return None, "none"
+
+
+def _fenced_blocks(text: str) -> list[str]:
+    """The insides of ```-fenced blocks (a last one may be unclosed), language tag dropped."""
+    blocks: list[str] = []
+    pos = 0
+    while (opening := text.find("```", pos)) != -1:
+        head = _FENCE_HEAD.match(text, opening)
+        start = head.end() if head else opening + 3
+        closing = text.find("```", start)
+        if closing == -1:
+            blocks.append(text[start:])
+            break
+        blocks.append(text[start:closing])
+        pos = closing + 3
+    return blocks
 
 
 def strip_thinking(text: str) -> str:
@@ -127,6 +148,17 @@ def _first_object(text: str) -> tuple[dict[str, Any] | None, bool]:
     return _scan_objects(text), False
 
 
+def _object_at(text: str, start: int) -> dict[str, Any] | None:
+    """The object that starts at ``start`` when it is complete (the common prose-wrapped reply)."""
+    if start == -1:
+        return None
+    try:
+        value, _end = json.JSONDecoder().raw_decode(text, start)
+    except (ValueError, RecursionError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
 def _scan_objects(text: str) -> dict[str, Any] | None:
     decoder = json.JSONDecoder()
     start = text.find("{")
@@ -148,9 +180,10 @@ _TOKEN = re.compile(r'"(?:[^"\\]|\\.)*(?:"|\\?\Z)|[{}\[\],]', re.DOTALL)
 
 
 def _scan(text: str) -> tuple[list[str], int, bool]:
-    """Brackets still open at the end, the index after the last complete item, and whether the
+    """The brackets open at the last complete item, the index after that item, and whether the
     outermost object closed. Strings are skipped whole by the regex, so this is fast on long text."""
     stack: list[str] = []
+    safe_stack: list[str] = []
     last_safe = 0
     for token in _TOKEN.finditer(text):
         ch = token.group()
@@ -159,15 +192,15 @@ def _scan(text: str) -> tuple[list[str], int, bool]:
         if ch == "{" or ch == "[":
             stack.append("}" if ch == "{" else "]")
         elif ch == ",":
-            last_safe = token.start()
+            last_safe, safe_stack = token.start(), stack.copy()
         else:
             if not stack:
                 return stack, last_safe, True
             stack.pop()
-            last_safe = token.end()
+            last_safe, safe_stack = token.end(), stack.copy()
             if not stack:
                 return stack, last_safe, True
-    return stack, last_safe, False
+    return safe_stack, last_safe, False
 
 
 def _repair_truncated(text: str) -> dict[str, Any] | None:
@@ -176,10 +209,10 @@ def _repair_truncated(text: str) -> dict[str, Any] | None:
     start = text.find("{")
     if start == -1 or len(text) - start > _MAX_REPAIR_CHARS:
         return None
-    stack, last_safe, closed = _scan(text[start:])
-    if closed or not stack or last_safe == 0:
+    still_open, last_safe, closed = _scan(text[start:])
+    if closed or not still_open or last_safe == 0:
         return None
+    # removing commas leaves the brackets as they were, so what was open at last_safe still is
     prefix = _TRAILING_COMMA.sub(r"\1", text[start : start + last_safe].rstrip().rstrip(","))
-    still_open, _, _ = _scan(prefix)
     value = _loads(prefix + "".join(reversed(still_open)))
     return value if isinstance(value, dict) else None
