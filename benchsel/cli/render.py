@@ -13,10 +13,17 @@ if TYPE_CHECKING:
     from benchsel.summary import ModelSummary, RunSummary
 
 
+MIN_WIDTH = 150
+
+
 def console(stderr: bool = False) -> Console:
+    """Rich console; when output is not a terminal (a pipe, a log), wide enough for the tables."""
     from rich.console import Console
 
-    return Console(stderr=stderr, highlight=False)
+    con = Console(stderr=stderr, highlight=False)
+    if not con.is_terminal:
+        con = Console(stderr=stderr, highlight=False, width=max(con.width, MIN_WIDTH))
+    return con
 
 
 def pct(estimate: Estimate) -> str:
@@ -26,7 +33,7 @@ def pct(estimate: Estimate) -> str:
 def num(estimate: Estimate, ci: bool = True) -> str:
     if not ci:
         return f"{estimate.value:.2f}"
-    return f"{estimate.value:.2f} [{estimate.low:.2f}-{estimate.high:.2f}]"
+    return f"{estimate.value:.2f} ({estimate.low:.2f}-{estimate.high:.2f})"
 
 
 def rate(value: float | None, unit: str = "") -> str:
@@ -37,22 +44,28 @@ def results_table(summaries: list[ModelSummary], title: str | None = None) -> Ta
     """The motivating case's table (DESIGN.md) plus schema-valid, content F1, latency and thinking."""
     from rich.table import Table
 
-    table = Table(title=title, title_justify="left", header_style="bold")
+    table = Table(
+        title=title,
+        title_justify="left",
+        header_style="bold",
+        caption="F1 with 95% bootstrap intervals. Content F1: scored on what could be recovered from the "
+        "reply. Pre-JSON: share of output spent before any JSON (thinking, preamble).",
+        caption_justify="left",
+    )
     for header in (
         "Model",
         "Params",
         "Valid JSON",
         "Schema",
         "Entity F1",
-        "Entity Recall",
+        "Recall",
         "Rel F1",
-        "Content Ent F1",
+        "Content F1",
         "tok/s",
         "p50 s",
-        "Thinking",
-        "Backend",
+        "Pre-JSON",
     ):
-        table.add_column(header, justify="left" if header in ("Model", "Backend") else "right")
+        table.add_column(header, justify="left" if header == "Model" else "right", no_wrap=True)
     for m in summaries:
         s: ModelScore = m.score
         table.add_row(
@@ -67,7 +80,6 @@ def results_table(summaries: list[ModelSummary], title: str | None = None) -> Ta
             rate(m.speed.decode_tokens_per_s),
             rate(m.speed.latency_p50_s),
             f"{m.speed.thinking_share:.0%}",
-            m.backend,
         )
     return table
 

@@ -131,7 +131,9 @@ def run(**kwargs: Any) -> None:
     )
     with Progress(*columns, console=con, transient=False) as progress:
         summary = api.run(kwargs.pop("models"), on_event=ProgressPrinter(progress), **kwargs)
-    con.print(render.results_table(list(summary.models), title=f"{summary.evalset.name}: {summary.run.id}"))
+    backends = ", ".join(sorted({f"{m.name} on {m.backend}" for m in summary.models}))
+    title = f"{summary.evalset.name}, run {summary.run.id} ({backends})"
+    con.print(render.results_table(list(summary.models), title=title))
     for line in render.notes(summary):
         con.print(f"[yellow]note[/] {line}")
     if not no_report:
@@ -141,11 +143,12 @@ def run(**kwargs: Any) -> None:
 
 
 def _write_report(summary: Any, out: Path) -> list[Path]:
-    try:
-        from benchsel.report import write_report
-    except ImportError:
-        return []
-    return list(write_report(summary, None, out / summary.run.id, ("md", "html")))
+    """The report of a fresh run ranks without a VRAM budget; `benchsel select` / `report` add one."""
+    from benchsel.report import write_report
+    from benchsel.selection import select
+
+    selection = select(summary) if summary.models else None
+    return list(write_report(summary, selection, out, ("md", "html")))
 
 
 @click.command()
