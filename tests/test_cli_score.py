@@ -42,6 +42,11 @@ def run_error(args: list[str], capsys: pytest.CaptureFixture[str]) -> str:
     return lines[0]
 
 
+def _cells(lines: list[str], prefix: str) -> list[str]:
+    line = next(line for line in lines if line.startswith(prefix))
+    return [cell.strip() for cell in line.strip("│┃ ").replace("┃", "│").split("│")]
+
+
 def test_score_raw_text_and_objects(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     predictions = write(
         tmp_path / "p.jsonl",
@@ -57,10 +62,11 @@ def test_score_raw_text_and_objects(tmp_path: Path, capsys: pytest.CaptureFixtur
     out = run_ok([*args, "--name", "mymodel"], capsys)
     lines = out.splitlines()
     assert lines[0].startswith(f"extraction-v1: {predictions}")
-    row = next(line for line in lines if "mymodel" in line)
-    cells = [c.strip() for c in row.strip("│ ").split("│")]
-    assert cells[:4] == ["mymodel", "-", "50%", "50%"]  # valid JSON 2/4, schema valid 2/4
-    assert cells[-1] == "file"
+    table = dict(zip(_cells(lines, "┃ Model"), _cells(lines, "│ mymodel"), strict=True))
+    assert table["Model"] == "mymodel"
+    assert table["Valid JSON"] == "50%"  # 2 of 4 replies are valid JSON
+    assert table["Schema"] == "50%"
+    assert table["Entity F1"].startswith("0.71")  # as-is: 2*5 / (2*5 + 0 + 4)
     assert "note 20 cases of extraction-v1 have no prediction (not scored)" in out
     assert f"metrics: {out_json}" in out
 

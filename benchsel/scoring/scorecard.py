@@ -172,6 +172,23 @@ def gold_of(case: Case) -> Extracted:
 _EMPTY = Extracted()
 
 
+# (id(gold), symmetric, strict) -> (gold, kept alive so the id stays its own; the view of no answer)
+_NOTHING: dict[tuple[int, frozenset[str], bool], tuple[Extracted, ViewMatch]] = {}
+
+
+def _nothing_predicted(gold: Extracted, symmetric: frozenset[str], strict: bool) -> ViewMatch:
+    """The as-is view of a reply that is not valid JSON: everything missed. Cached per gold."""
+    key = (id(gold), symmetric, strict)
+    cached = _NOTHING.get(key)
+    if cached is not None and cached[0] is gold:
+        return cached[1]
+    view = _view(gold, _EMPTY, symmetric, strict)
+    if len(_NOTHING) >= 4096:
+        _NOTHING.clear()
+    _NOTHING[key] = (gold, view)
+    return view
+
+
 def _view(gold: Extracted, pred: Extracted, symmetric: frozenset[str], strict: bool) -> ViewMatch:
     return ViewMatch(
         match_entities(gold, pred, strict=strict),
@@ -191,9 +208,8 @@ def score_reply(
 ) -> ReplyScore:
     gold = gold if gold is not None else gold_of(case)
     content_pred = extract(parsed.recovered)
-    as_is_pred = content_pred if parsed.strict is not None else _EMPTY
     content = _view(gold, content_pred, symmetric, strict)
-    as_is = content if parsed.strict is not None else _view(gold, as_is_pred, symmetric, strict)
+    as_is = content if parsed.strict is not None else _nothing_predicted(gold, symmetric, strict)
     error = schema_error(parsed.strict, schema) if parsed.strict is not None else "not valid JSON"
     return ReplyScore(
         case_id=case.id,
@@ -264,21 +280,37 @@ def summarize(
     )
 
 
+def total(counts: Iterable[Counts]) -> Counts:
+    """Counts summed with plain integers (``sum`` of ``Counts`` builds one object per step)."""
+    tp = fp = fn = 0
+    for c in counts:
+        tp, fp, fn = tp + c.tp, fp + c.fp, fn + c.fn
+    return Counts(tp, fp, fn)
+
+
+def _grouped_total(pairs: Iterable[tuple[str, Counts]]) -> dict[str, Counts]:
+    sums: dict[str, list[int]] = {}
+    for key, c in pairs:
+        row = sums.get(key)
+        if row is None:
+            sums[key] = [c.tp, c.fp, c.fn]
+        else:
+            row[0] += c.tp
+            row[1] += c.fp
+            row[2] += c.fn
+    return {key: Counts(*row) for key, row in sums.items()}
+
+
 def _per_case(views: Sequence[ViewMatch], case_ids: Sequence[str]) -> tuple[list[Counts], list[Counts]]:
-    entities: dict[str, Counts] = defaultdict(Counts)
-    relationships: dict[str, Counts] = defaultdict(Counts)
-    for view, case_id in zip(views, case_ids, strict=True):
-        entities[case_id] += view.entities.counts
-        relationships[case_id] += view.relationships.counts
+    pairs = list(zip(case_ids, views, strict=True))
+    entities = _grouped_total((case_id, view.entities.counts) for case_id, view in pairs)
+    relationships = _grouped_total((case_id, view.relationships.counts) for case_id, view in pairs)
     return list(entities.values()), list(relationships.values())
 
 
 def _view_score(views: Sequence[ViewMatch], case_ids: Sequence[str], seed: int, resamples: int) -> ViewScore:
     entity_cases, relationship_cases = _per_case(views, case_ids)
-    by_label: dict[str, Counts] = defaultdict(Counts)
-    for view in views:
-        for label, counts in view.relationships.by_label.items():
-            by_label[label] += counts
+    by_label = _grouped_total(item for view in views for item in view.relationships.by_label.items())
     return ViewScore(
         entities=_prf(entity_cases, seed, resamples),
         relationships=_prf(relationship_cases, seed + 1, resamples),
@@ -288,8 +320,7 @@ def _view_score(views: Sequence[ViewMatch], case_ids: Sequence[str], seed: int, 
 
 def _prf(per_case: list[Counts], seed: int, resamples: int) -> PRF:
     estimates = bootstrap_many(per_case, resamples=resamples, seed=seed)
-    total = sum(per_case, Counts())
-    return PRF(estimates["precision"], estimates["recall"], estimates["f1"], total)
+    return PRF(estimates["precision"], estimates["recall"], estimates["f1"], total(per_case))
 
 
 def _by_difficulty(scored: Sequence[ReplyScore]) -> dict[str, DifficultyScore]:
@@ -301,13 +332,13 @@ def _by_difficulty(scored: Sequence[ReplyScore]) -> dict[str, DifficultyScore]:
         group = groups.get(difficulty)
         if not group:
             continue
-        content_entities = sum((r.content.entities.counts for r in group), Counts())
+        content_entities = total(r.content.entities.counts for r in group)
         out[difficulty] = DifficultyScore(
             replies=len(group),
             valid_json=sum(r.strict_json for r in group) / len(group),
-            as_is_entity_f1=f1(sum((r.as_is.entities.counts for r in group), Counts())),
+            as_is_entity_f1=f1(total(r.as_is.entities.counts for r in group)),
             content_entity_f1=f1(content_entities),
             content_entity_recall=recall(content_entities),
-            content_relationship_f1=f1(sum((r.content.relationships.counts for r in group), Counts())),
+            content_relationship_f1=f1(total(r.content.relationships.counts for r in group)),
         )
     return out
