@@ -70,7 +70,9 @@ class LlamaCppBackend:
         if served is None or served.server.memory_bytes is None:
             return None
         server = served.server
-        return Memory(server.memory_bytes or 0, server.device_memory_bytes, source="llama-server log")
+        # A CPU-only engine has no VRAM figure at all (not "0 bytes on the GPU").
+        on_device = server.device_memory_bytes or None
+        return Memory(server.memory_bytes or 0, on_device, source="llama-server log")
 
     def unload(self, model: str) -> None:
         with self._lock:

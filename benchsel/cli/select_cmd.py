@@ -49,9 +49,9 @@ def _bytes_option(value: str | None) -> int | None:
 
 
 def _console() -> Console:
-    from rich.console import Console
+    from benchsel.cli.render import console
 
-    return Console(highlight=False)
+    return console()
 
 
 # ---------------------------------------------------------------- select
