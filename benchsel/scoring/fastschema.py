@@ -35,14 +35,14 @@ def _is_integer(value: Any) -> bool:
     return isinstance(value, int) or (isinstance(value, float) and value.is_integer())
 
 
-_TYPES: dict[str, Check] = {
-    "object": lambda v: isinstance(v, dict),
-    "array": lambda v: isinstance(v, list),
-    "string": lambda v: isinstance(v, str),
-    "boolean": lambda v: isinstance(v, bool),
-    "null": lambda v: v is None,
-    "number": lambda v: isinstance(v, int | float) and not isinstance(v, bool),
-    "integer": _is_integer,
+_TYPE_TESTS = {
+    "object": "isinstance({v}, dict)",
+    "array": "isinstance({v}, list)",
+    "string": "isinstance({v}, str)",
+    "boolean": "isinstance({v}, bool)",
+    "null": "{v} is None",
+    "number": "(isinstance({v}, (int, float)) and not isinstance({v}, bool))",
+    "integer": "_is_integer({v})",
 }
 
 
@@ -52,106 +52,127 @@ class _Unsupported(Exception):
 
 def compile_schema(schema: Any) -> Check | None:
     """A checker equivalent to ``Draft202012Validator(schema).is_valid``, or None when the schema
-    uses a keyword outside the subset."""
+    uses a keyword outside the subset. The schema becomes one generated function (no call per
+    keyword), which is what makes it fast."""
+    writer = _Writer()
     try:
-        return _compile(schema)
+        writer.schema(schema, "value", 1)
     except _Unsupported:
         return None
+    source = "def check(value):\n" + "\n".join(writer.lines) + "\n    return True\n"
+    namespace: dict[str, Any] = {"_is_integer": _is_integer, **writer.constants}
+    exec(compile(source, "<benchsel answer schema>", "exec"), namespace)  # noqa: S102 - our own code
+    check: Check = namespace["check"]
+    return check
 
 
-def _compile(schema: Any) -> Check:
-    if schema is True:
-        return lambda _: True
-    if schema is False:
-        return lambda _: False
-    if not isinstance(schema, Mapping) or not set(schema) <= _KEYWORDS:
-        raise _Unsupported
-    checks = [*_type_checks(schema), *_object_checks(schema), *_array_checks(schema), *_string_checks(schema)]
-    if not checks:
-        return lambda _: True
-    if len(checks) == 1:
-        return checks[0]
+class _Writer:
+    """Emits Python lines that ``return False`` as soon as the value breaks the schema."""
 
-    def check_all(value: Any) -> bool:
-        return all(check(value) for check in checks)
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+        self.constants: dict[str, Any] = {}
+        self._names = 0
 
-    return check_all
+    def _name(self, prefix: str) -> str:
+        self._names += 1
+        return f"{prefix}{self._names}"
 
+    def _emit(self, depth: int, line: str) -> None:
+        self.lines.append("    " * depth + line)
 
-def _type_checks(schema: Mapping[str, Any]) -> list[Check]:
-    if "type" not in schema:
-        return []
-    names = schema["type"] if isinstance(schema["type"], list) else [schema["type"]]
-    if not names or any(not isinstance(n, str) or n not in _TYPES for n in names):
-        raise _Unsupported
-    tests = [_TYPES[n] for n in names]
-    if len(tests) == 1:
-        return [tests[0]]
-    return [lambda value: any(test(value) for test in tests)]
+    def _fail_unless(self, depth: int, condition: str) -> None:
+        self._emit(depth, f"if not ({condition}): return False")
 
+    def schema(self, schema: Any, v: str, depth: int) -> None:
+        if schema is True:
+            return
+        if schema is False:
+            self._emit(depth, "return False")
+            return
+        if not isinstance(schema, Mapping) or not set(schema) <= _KEYWORDS:
+            raise _Unsupported
+        self._type(schema, v, depth)
+        self._enum(schema, v, depth)
+        self._object(schema, v, depth)
+        self._array(schema, v, depth)
+        self._string(schema, v, depth)
 
-def _object_checks(schema: Mapping[str, Any]) -> list[Check]:
-    required = schema.get("required", [])
-    properties = schema.get("properties", {})
-    additional = schema.get("additionalProperties", True)
-    if not isinstance(required, list) or not all(isinstance(r, str) for r in required):
-        raise _Unsupported
-    if not isinstance(properties, Mapping):
-        raise _Unsupported
-    if not required and not properties and additional is True:
-        return []
-    compiled = {name: _compile(sub) for name, sub in properties.items()}
-    other = _compile(additional)
+    def _type(self, schema: Mapping[str, Any], v: str, depth: int) -> None:
+        if "type" not in schema:
+            return
+        names = schema["type"] if isinstance(schema["type"], list) else [schema["type"]]
+        if not names or any(not isinstance(n, str) or n not in _TYPE_TESTS for n in names):
+            raise _Unsupported
+        self._fail_unless(depth, " or ".join(_TYPE_TESTS[n].format(v=v) for n in names))
 
-    def check(value: Any) -> bool:
-        if not isinstance(value, dict):
-            return True
-        for name in required:
-            if name not in value:
-                return False
-        for key, item in value.items():
-            sub = compiled.get(key)
-            if not (sub(item) if sub is not None else other(item)):
-                return False
-        return True
-
-    return [check]
-
-
-def _array_checks(schema: Mapping[str, Any]) -> list[Check]:
-    min_items, max_items = schema.get("minItems", 0), schema.get("maxItems")
-    if "items" not in schema and not min_items and max_items is None:
-        return []
-    items = _compile(schema.get("items", True))
-
-    def check(value: Any) -> bool:
-        if not isinstance(value, list):
-            return True
-        if len(value) < min_items or (max_items is not None and len(value) > max_items):
-            return False
-        return all(items(item) for item in value)
-
-    return [check]
-
-
-def _string_checks(schema: Mapping[str, Any]) -> list[Check]:
-    checks: list[Check] = []
-    if "enum" in schema:
+    def _enum(self, schema: Mapping[str, Any], v: str, depth: int) -> None:
+        if "enum" not in schema:
+            return
         options = schema["enum"]
         if not isinstance(options, list) or not all(isinstance(o, str) for o in options):
             raise _Unsupported  # jsonschema's enum equality for numbers and booleans differs from ==
-        allowed = frozenset(options)
-        checks.append(lambda value: isinstance(value, str) and value in allowed)
-    min_length, max_length = schema.get("minLength", 0), schema.get("maxLength")
-    pattern = re.compile(schema["pattern"]) if "pattern" in schema else None
-    if min_length or max_length is not None or pattern is not None:
+        name = self._name("ENUM")
+        self.constants[name] = frozenset(options)
+        self._fail_unless(depth, f"isinstance({v}, str) and {v} in {name}")
 
-        def check(value: Any) -> bool:
-            if not isinstance(value, str):
-                return True
-            if len(value) < min_length or (max_length is not None and len(value) > max_length):
-                return False
-            return pattern is None or pattern.search(value) is not None
+    def _object(self, schema: Mapping[str, Any], v: str, depth: int) -> None:
+        required = schema.get("required", [])
+        properties = schema.get("properties", {})
+        additional = schema.get("additionalProperties", True)
+        if not isinstance(required, list) or not all(isinstance(r, str) for r in required):
+            raise _Unsupported
+        if not isinstance(properties, Mapping):
+            raise _Unsupported
+        if not required and not properties and additional is True:
+            return
+        self._emit(depth, f"if isinstance({v}, dict):")
+        for name in required:
+            self._emit(depth + 1, f"if {name!r} not in {v}: return False")
+        key, item = self._name("k"), self._name("v")
+        self._emit(depth + 1, f"for {key}, {item} in {v}.items():")
+        keyword = "if"
+        for prop, sub in properties.items():
+            self._emit(depth + 2, f"{keyword} {key} == {prop!r}:")
+            self._emit(depth + 3, "pass")
+            self.schema(sub, item, depth + 3)
+            keyword = "elif"
+        if properties:
+            self._emit(depth + 2, "else:")
+            self._emit(depth + 3, "pass")
+            self.schema(additional, item, depth + 3)
+        else:
+            self._emit(depth + 2, "pass")
+            self.schema(additional, item, depth + 2)
 
-        checks.append(check)
-    return checks
+    def _array(self, schema: Mapping[str, Any], v: str, depth: int) -> None:
+        min_items, max_items = schema.get("minItems", 0), schema.get("maxItems")
+        if "items" not in schema and not min_items and max_items is None:
+            return
+        self._emit(depth, f"if isinstance({v}, list):")
+        self._emit(depth + 1, "pass")
+        if min_items:
+            self._fail_unless(depth + 1, f"len({v}) >= {int(min_items)}")
+        if max_items is not None:
+            self._fail_unless(depth + 1, f"len({v}) <= {int(max_items)}")
+        if "items" in schema:
+            item = self._name("i")
+            self._emit(depth + 1, f"for {item} in {v}:")
+            self._emit(depth + 2, "pass")
+            self.schema(schema["items"], item, depth + 2)
+
+    def _string(self, schema: Mapping[str, Any], v: str, depth: int) -> None:
+        min_length, max_length = schema.get("minLength", 0), schema.get("maxLength")
+        pattern = schema.get("pattern")
+        if not min_length and max_length is None and pattern is None:
+            return
+        self._emit(depth, f"if isinstance({v}, str):")
+        self._emit(depth + 1, "pass")
+        if min_length:
+            self._fail_unless(depth + 1, f"len({v}) >= {int(min_length)}")
+        if max_length is not None:
+            self._fail_unless(depth + 1, f"len({v}) <= {int(max_length)}")
+        if pattern is not None:
+            name = self._name("PATTERN")
+            self.constants[name] = re.compile(pattern)
+            self._fail_unless(depth + 1, f"{name}.search({v}) is not None")
