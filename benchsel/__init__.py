@@ -7,13 +7,25 @@ from typing import Any
 
 __version__ = "0.1.0"
 
+# Public name -> the module that defines it; imported on first use so `import benchsel` stays light.
 _LAZY = {
+    "run": "benchsel.api",
+    "summary": "benchsel.api",
     "load_evalset": "benchsel.evalset",
     "EvalSet": "benchsel.evalset",
     "Case": "benchsel.evalset",
     "score": "benchsel.scoring",
     "score_predictions": "benchsel.scoring",
     "ModelScore": "benchsel.scoring",
+    "RunSummary": "benchsel.summary",
+    "ModelSummary": "benchsel.summary",
+    "select": "benchsel.selection",
+    "Constraints": "benchsel.selection",
+    "Weights": "benchsel.selection",
+    "Selection": "benchsel.selection",
+    "write_report": "benchsel.report",
+    "compare_runs": "benchsel.report",
+    "Store": "benchsel.store",
     "BenchselError": "benchsel.errors",
     "UsageError": "benchsel.errors",
 }
