@@ -10,7 +10,7 @@ __version__ = "0.1.0"
 # Public name -> the module that defines it; imported on first use so `import benchsel` stays light.
 _LAZY = {
     "run": "benchsel.api",
-    "summary": "benchsel.api",
+    "load_run": "benchsel.api",
     "load_evalset": "benchsel.evalset",
     "EvalSet": "benchsel.evalset",
     "Case": "benchsel.evalset",

@@ -129,7 +129,7 @@ def _hardware() -> dict[str, Any]:
     return info
 
 
-def summary(run_id: str, *, db: str | Path | None = None, evalset: str | Path | None = None) -> RunSummary:
+def load_run(run_id: str, *, db: str | Path | None = None, evalset: str | Path | None = None) -> RunSummary:
     """A stored run, scored."""
     with Store(db) as store:
         return summarize_run(store, run_id, evalset=evalset)

@@ -74,7 +74,7 @@ class Manifest(_Strict):
     schema_file: str = Field("schema.json", alias="schema")
     cases: str = "cases.jsonl"
     symmetric_relations: list[str] = Field(default_factory=list)
-    defaults: Defaults = Field(default_factory=lambda: Defaults())
+    defaults: Defaults = Field(default_factory=lambda: Defaults.model_validate({}))
 
     @field_validator("symmetric_relations")
     @classmethod
