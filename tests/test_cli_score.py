@@ -123,8 +123,12 @@ def test_score_is_seeded_and_strict_flag(tmp_path: Path, capsys: pytest.CaptureF
         ([[1, 2]], ':1: each line must be {"id": ..., "output": ...}'),
         ([{"id": "nope", "output": "x"}], ":1: id 'nope' is not a case of the eval set"),
         ([""], ": holds no predictions"),
+        (
+            ['{"id": "v1-001", "output": ' + "[" * 100_000],
+            ':1: not a JSON object - each line must be {"id": ..., "output": ...}',
+        ),
     ],
-    ids=["not-json", "no-id", "not-object", "unknown-id", "empty"],
+    ids=["not-json", "no-id", "not-object", "unknown-id", "empty", "deep-nesting"],
 )
 def test_bad_predictions_file(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], rows: list[Any], expected: str
@@ -132,6 +136,13 @@ def test_bad_predictions_file(
     predictions = write(tmp_path / "p.jsonl", rows)
     line = run_error(["score", "-e", "extraction-v1", "-p", str(predictions)], capsys)
     assert line == f"Error: {predictions}{expected}"
+
+
+def test_json_into_a_new_directory(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    predictions = write(tmp_path / "p.jsonl", [{"id": "v1-001", "output": gold("v1-001")}])
+    target = tmp_path / "new" / "dir" / "m.json"
+    run_ok(["score", "-e", "extraction-v1", "-p", str(predictions), "--json", str(target)], capsys)
+    assert json.loads(target.read_text())["valid_json"]["value"] == 1.0
 
 
 def test_missing_predictions_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

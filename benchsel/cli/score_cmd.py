@@ -51,6 +51,7 @@ def score(evalset: str, predictions: Path, json_out: Path | None, strict: bool, 
     if missing:
         con.print(f"[yellow]note[/] {missing} cases of {loaded.name} have no prediction (not scored)")
     if json_out:
+        json_out.parent.mkdir(parents=True, exist_ok=True)
         json_out.write_text(json.dumps(score_to_dict(summary.score), indent=2))
         con.print(f"metrics: {json_out}")
 
