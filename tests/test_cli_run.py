@@ -1,0 +1,79 @@
+"""`benchsel run` and `benchsel runs` as a person uses them: real engine, exit codes, the lines printed."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import pytest
+
+from benchsel.cli.main import main
+
+
+def invoke(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    try:
+        main(args)
+        code = 0
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.mark.integration
+def test_run_on_the_embedded_engine_prints_the_table_and_writes_reports(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db, out = tmp_path / "runs.sqlite", tmp_path / "reports"
+    args = ["run", "--models", "smollm2:135m", "--backend", "llamacpp", "--limit", "2", "--num-predict", "16"]
+    args += ["--db", str(db), "--out", str(out)]
+    code, stdout, stderr = invoke(args, capsys)
+    assert code == 0, stderr
+    assert "Valid JSON" in stdout and "Content F1" in stdout and "smollm2:135m" in stdout
+    assert "smollm2:135m on llamacpp" in stdout
+    run_id = stdout.split("run id: ")[1].split()[0]
+    assert (out / run_id / "report.md").is_file() and (out / run_id / "report.html").is_file()
+
+    code, stdout, _ = invoke(args, capsys)  # the same command again: resumes, sends nothing
+    assert code == 0 and f"resuming {run_id}" in stdout
+
+    code, stdout, _ = invoke(["runs", "--db", str(db)], capsys)
+    assert code == 0 and run_id in stdout and "complete" in stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["--backend", "llamacpp", "--models", "nope:1b"], "smollm2:135m"),
+        (["--backend", "llamacpp", "--models", "smollm2:135m", "--evalset", "no-such-set"], "evalset list"),
+        (["--backend", "openai", "--models", "m"], "--base-url"),
+        (["--backend", "llamacpp", "--models", " , "], "--models"),
+        (["--backend", "llamacpp", "--models", "smollm2:135m", "-j", "0"], "at least 1"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(
+    args: list[str], expected: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, stderr = invoke(["run", *args, "--db", str(tmp_path / "r.sqlite")], capsys)
+    assert code == 2
+    assert expected in stderr
+    assert "Traceback" not in stderr and len(stderr.strip().splitlines()) == 1
+
+
+def test_unreachable_ollama_says_how_to_start_it(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    host = f"http://127.0.0.1:{closed_port()}"
+    args = ["run", "--backend", "ollama", "--host", host, "--models", "gemma3:4b"]
+    code, _, stderr = invoke([*args, "--db", str(tmp_path / "r.sqlite")], capsys)
+    assert code == 2
+    assert "ollama serve" in stderr and "OLLAMA_HOST" in stderr
+
+
+def test_runs_on_an_empty_store(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, stdout, _ = invoke(["runs", "--db", str(tmp_path / "empty.sqlite")], capsys)
+    assert code == 0 and "no runs yet" in stdout
