@@ -79,7 +79,9 @@ def _entities(raw: Any) -> tuple[dict[str, str | None], int]:
     malformed = 0
     for item in raw if isinstance(raw, list) else ():
         is_mapping = _is_mapping(item)
-        raw_name = _text(item.get("name")) if is_mapping else _text(item)
+        raw_name = item.get("name") if is_mapping else item
+        if type(raw_name) is not str:  # the common case, a plain string, skips the call
+            raw_name = _text(raw_name)
         name = normalize_name(raw_name) if raw_name is not None else ""
         if not name:
             malformed += 1
@@ -173,13 +175,12 @@ def match_relationships(
     """A prediction is correct when (head, RELATION, tail) equals a gold one; each gold matches once.
     Symmetric relations ignore direction. ``strict`` also requires both ends' entity types to match."""
     sym = frozenset(symmetric)
-    gold_keys = {_canonical(r, sym): r for r in gold.relationships}
-    remaining = dict(gold_keys)
+    remaining = {_canonical(r, sym) if sym else r: r for r in gold.relationships}
     matched: list[RelationKey] = []
     invented: list[RelationKey] = []
     seen: set[RelationKey] = set()
     for rel in predicted.relationships:
-        key = _canonical(rel, sym)
+        key = _canonical(rel, sym) if sym else rel
         if key in seen:
             continue
         seen.add(key)
