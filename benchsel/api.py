@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +50,7 @@ def run(
     lora: str | Path | None = None,
     db: str | Path | None = None,
     on_event: EventCallback | None = None,
-    on_pull: Any = None,
+    on_pull: Callable[[str], Callable[[Any], None]] | None = None,
 ) -> RunSummary:
     """Benchmark ``models`` on an eval set and return the scored run (stored in the run store)."""
     from benchsel.backends.select import make_backend
@@ -93,7 +93,10 @@ def run(
         return summarize_run(store, record.id, evalset=loaded)
 
 
-def _pull_missing(backend: Any, models: Sequence[str], progress: Any) -> None:
+def _pull_missing(
+    backend: Any, models: Sequence[str], on_pull: Callable[[str], Callable[[Any], None]] | None
+) -> None:
+    """Pull the models Ollama does not have; ``on_pull(model)`` gives a progress callback."""
     from benchsel.errors import ModelNotFound
 
     if not hasattr(backend, "pull"):
@@ -102,7 +105,7 @@ def _pull_missing(backend: Any, models: Sequence[str], progress: Any) -> None:
         try:
             backend.describe(model)
         except ModelNotFound:
-            backend.pull(model, progress=progress)
+            backend.pull(model, progress=on_pull(model) if on_pull else None)
 
 
 def _host_of(backend: Any) -> str:

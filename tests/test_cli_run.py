@@ -77,3 +77,17 @@ def test_unreachable_ollama_says_how_to_start_it(tmp_path: Path, capsys: pytest.
 def test_runs_on_an_empty_store(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, stdout, _ = invoke(["runs", "--db", str(tmp_path / "empty.sqlite")], capsys)
     assert code == 0 and "no runs yet" in stdout
+
+
+def test_pull_of_a_model_ollama_does_not_know_is_one_clear_error(
+    smollm2_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from ollama_loopback import FakeModel, FakeOllama
+
+    with FakeOllama([FakeModel("smollm2:135m", smollm2_path, None)]) as fake:
+        args = ["run", "--backend", "ollama", "--host", fake.url, "--models", "nosuch:1b", "--pull"]
+        code, _, stderr = invoke([*args, "--db", str(tmp_path / "r.sqlite")], capsys)
+        pulls = [body for path, body in fake.requests if path == "/api/pull"]
+    assert code == 2
+    assert "nosuch:1b" in stderr and "cannot be pulled" in stderr
+    assert [body.get("model") for body in pulls] == ["nosuch:1b"]

@@ -53,6 +53,15 @@ class ProgressPrinter:
             case _:
                 pass
 
+    def pulling(self, model: str) -> Any:
+        """A progress callback for ``ollama pull`` of ``model`` (bytes of the layer being pulled)."""
+        task = self.progress.add_task(f"pull {model}", total=None, tps="")
+
+        def update(part: Any) -> None:
+            self.progress.update(task, total=part.total, completed=part.completed or 0, tps=part.status)
+
+        return update
+
 
 @click.command()
 @click.option("--models", "-m", required=True, help="Comma-separated models, e.g. gemma3:4b,gemma4:e2b.")
@@ -130,7 +139,8 @@ def run(**kwargs: Any) -> None:
         TimeRemainingColumn(),
     )
     with Progress(*columns, console=con, transient=False) as progress:
-        summary = api.run(kwargs.pop("models"), on_event=ProgressPrinter(progress), **kwargs)
+        printer = ProgressPrinter(progress)
+        summary = api.run(kwargs.pop("models"), on_event=printer, on_pull=printer.pulling, **kwargs)
     backends = ", ".join(sorted({f"{m.name} on {m.backend}" for m in summary.models}))
     title = f"{summary.evalset.name}, run {summary.run.id} ({backends})"
     con.print(render.results_table(list(summary.models), title=title))
