@@ -214,3 +214,16 @@ def test_invalid_utf8_bytes_are_replaced() -> None:
     parsed = parse_reply(b'{"entities": [{"name": "Docker \xff\xfe"}], "relationships": []}')
     assert parsed.strict == {"entities": [{"name": "Docker \ufffd\ufffd"}], "relationships": []}
     assert parse_reply(b"\xff\xfe\xfd").recovered is None
+
+
+def test_truncation_repair_skips_brackets_and_escaped_quotes_inside_strings() -> None:
+    reply = '{"entities": [{"name": "a \\"{[\\" b,"}, {"name": "c\\\\"}, {"name": "d [unfinished'
+    parsed = parse_reply(reply)
+    assert parsed.recovery == "truncated"
+    assert parsed.recovered == {"entities": [{"name": 'a "{[" b,'}, {"name": "c\\"}]}
+
+
+def test_truncated_after_thinking() -> None:
+    parsed = parse_reply('<think>ok</think>{"entities": [{"name": "A"}, {"name": "B')
+    assert parsed.recovery == "truncated"
+    assert parsed.recovered == {"entities": [{"name": "A"}]}
