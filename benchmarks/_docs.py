@@ -1,4 +1,8 @@
-"""Benchmarks write their figures into one marked section each of docs/performance.md."""
+"""Benchmarks write their figures into one marked section each of docs/performance.md (or another doc).
+
+A section starts with a line ``<!-- name -->`` and ends with ``<!-- /name -->``; recording replaces it
+in place or appends it, and leaves every other section alone.
+"""
 
 from __future__ import annotations
 
@@ -9,14 +13,20 @@ PERFORMANCE_MD = Path(__file__).resolve().parent.parent / "docs" / "performance.
 HEADER = "# Performance\n\nEach section is written by the benchmark it names (`make bench` runs them all).\n"
 
 
-def write_section(marker: str, title: str, body: str, path: Path = PERFORMANCE_MD) -> None:
-    """Replace (or append) the section between ``<!-- marker -->`` and ``<!-- /marker -->``."""
-    text = path.read_text() if path.exists() else HEADER
-    block = f"<!-- {marker} -->\n## {title}\n\n{body.strip()}\n<!-- /{marker} -->"
-    pattern = re.compile(rf"<!-- {re.escape(marker)} -->.*?<!-- /{re.escape(marker)} -->", re.DOTALL)
-    text = (
-        pattern.sub(lambda _: block, text) if pattern.search(text) else text.rstrip() + "\n\n" + block + "\n"
-    )
+def record(section: str, path: Path = PERFORMANCE_MD) -> None:
+    """Replace the section that starts with the same ``<!-- name -->`` line as ``section``, or append it."""
+    start = section.strip().splitlines()[0].strip()
+    end = start.replace("<!-- ", "<!-- /", 1)
+    text = path.read_text(encoding="utf-8") if path.exists() else HEADER
+    pattern = re.compile(re.escape(start) + ".*?" + re.escape(end), re.DOTALL)
+    if pattern.search(text):
+        text = pattern.sub(lambda _: section.strip(), text)
+    else:
+        text = text.rstrip() + "\n\n" + section.strip()
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
-    print(f"updated {path} ({marker})")
+    path.write_text(text.rstrip() + "\n", encoding="utf-8")
+    print(f"updated {path}")
+
+
+def write_section(name: str, title: str, body: str, path: Path = PERFORMANCE_MD) -> None:
+    record(f"<!-- {name} -->\n## {title}\n\n{body.strip()}\n<!-- /{name} -->", path)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import re
 import sys
 import tempfile
 import time
@@ -29,6 +28,9 @@ from benchsel.summary import summarize_run  # noqa: E402
 GOAL_S = 3.0
 START, END = "<!-- bench_report -->", "<!-- /bench_report -->"
 PERFORMANCE_MD = ROOT / "docs" / "performance.md"
+
+
+from _docs import record  # noqa: E402
 
 
 def measure(models: int, cases: int) -> dict[str, float]:
@@ -89,17 +91,6 @@ def section(figures: dict[str, float], models: int, cases: int) -> str:
             END,
         ]
     )
-
-
-def record(text: str, path: Path = PERFORMANCE_MD) -> None:
-    """Replace this benchmark's section (between its markers) or append it; other sections stay."""
-    current = path.read_text(encoding="utf-8") if path.exists() else "# Performance\n"
-    pattern = re.compile(re.escape(START) + ".*?" + re.escape(END), re.DOTALL)
-    updated = (
-        pattern.sub(lambda _: text, current) if pattern.search(current) else current.rstrip() + "\n\n" + text
-    )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(updated.rstrip() + "\n", encoding="utf-8")
 
 
 def main() -> None:

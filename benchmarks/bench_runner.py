@@ -13,10 +13,11 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import sys
 import tempfile
 import time
 from pathlib import Path
+
+from _docs import write_section
 
 from benchsel import runner
 from benchsel.backends.base import RequestOptions
@@ -25,9 +26,6 @@ from benchsel.backends.engine import LlamaServer
 from benchsel.backends.openai import OpenAIBackend
 from benchsel.evalset import load_evalset
 from benchsel.store import Store
-
-sys.path.insert(0, str(Path(__file__).parent))
-from _docs import write_section  # noqa: E402
 
 MODEL = "smollm2:135m"
 

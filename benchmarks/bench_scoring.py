@@ -14,6 +14,8 @@ import random
 import time
 from typing import Any
 
+from _docs import write_section
+
 from benchsel.evalset import EvalSet, load_evalset
 from benchsel.scoring.parse import parse_reply
 from benchsel.scoring.scorecard import ReplyInput, gold_of, score, score_reply
@@ -91,6 +93,7 @@ def main() -> None:
     parser.add_argument("--evalset", default="extraction-v1-full")
     parser.add_argument("--repeats", type=int, default=5, help="passes; the best one is reported")
     parser.add_argument("--profile", action="store_true", help="cProfile the per-reply loop")
+    parser.add_argument("--no-docs", action="store_true", help="print only; leave docs/performance.md alone")
     args = parser.parse_args()
     evalset = load_evalset(args.evalset)
     replies = make_replies(evalset, args.cases)
@@ -111,6 +114,43 @@ def main() -> None:
     print(f"replies: {len(replies)} over {len(evalset.cases)} cases of {evalset.name}")
     print(f"(a) parse + schema + match per reply: {_best(per_reply)}")
     print(f"(b) score() with bootstrap intervals: {_best(whole)}")
+    if not args.no_docs:
+        write_section(
+            "bench_scoring", "Scoring (`benchmarks/bench_scoring.py`)", _section(args, per_reply, whole)
+        )
+
+
+def _section(args: argparse.Namespace, per_reply: list[Rate], whole: list[Rate]) -> str:
+    load = os.getloadavg()[0]
+    return f"""
+{args.cases:,} synthetic replies over the bundled {args.evalset} cases: about half valid JSON, the rest
+fenced, prose-wrapped, truncated at 70% or thinking-prefixed, with entities and relationships dropped
+and invented at random. (a) is `parse_reply` + schema check + entity/relationship matching per reply;
+(b) is the whole `score()` over the same replies, with bootstrap intervals (1,000 resamples, four
+views). Best of {args.repeats} passes.
+
+| | cases/s |
+|---|---|
+| (a) parse + schema + match per reply | {_best(per_reply)} |
+| (b) `score()` with bootstrap intervals | {_best(whole)} |
+
+Goal for (a): over 20,000 cases/s on this machine. The first version did 2,784 (a) and 1,972 (b).
+What made it faster (behaviour unchanged; `tests/test_scoring_fastschema.py` checks the fast schema
+check against jsonschema on about 1,000 valid and broken answers):
+- jsonschema was 60% of (a): `benchsel/scoring/fastschema.py` turns an answer schema that uses only
+  type, required, properties, additionalProperties, items, string enums, lengths and pattern into one
+  generated Python function; jsonschema still runs on other schemas and to word the error of an
+  invalid answer.
+- name and relation-label normalisation are cached: the same names recur across replies.
+- recovery finds fences with `str.find`, tries a complete embedded object before the truncation
+  repair, and the repair scans once.
+- `score()` sums counts as integers, and the as-is view of a reply that is not valid JSON is computed
+  once per case.
+
+Measured {time.strftime("%Y-%m-%d")}, Python {platform.python_version()}, {os.cpu_count()} cores
+({platform.machine()}), 1-minute load average {load:.1f}:
+`python benchmarks/bench_scoring.py --repeats {args.repeats}` (`--profile` prints a cProfile of the loop).
+"""
 
 
 if __name__ == "__main__":

@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import re
 import statistics
 import sys
 import tempfile
@@ -22,6 +21,9 @@ START, END = "<!-- bench_train_step -->", "<!-- /bench_train_step -->"
 PERFORMANCE_MD = ROOT / "docs" / "performance.md"
 SETTINGS = {"r": 16, "alpha": 32, "per_device_batch_size": 4, "gradient_accumulation_steps": 1,
             "max_seq_len": 2048, "warmup_ratio": 0.0, "seed": 0, "epochs": 1}  # fmt: skip
+
+
+from _docs import record  # noqa: E402
 
 
 def _median_step(stamps: list[float]) -> float:
@@ -120,15 +122,6 @@ def section(figures: dict[str, float], steps: int) -> str:
             END,
         ]
     )
-
-
-def record(text: str, path: Path = PERFORMANCE_MD) -> None:
-    current = path.read_text(encoding="utf-8") if path.exists() else ""
-    pattern = re.compile(re.escape(START) + ".*?" + re.escape(END), re.DOTALL)
-    updated = (
-        pattern.sub(lambda _: text, current) if pattern.search(current) else current.rstrip() + "\n\n" + text
-    )
-    path.write_text(updated.rstrip() + "\n", encoding="utf-8")
 
 
 def main() -> None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import re
 import sys
 import time
 from datetime import date
@@ -26,6 +25,9 @@ from benchsel.selection import select, write_selection  # noqa: E402
 START, END = "<!-- loop -->", "<!-- /loop -->"
 DOCS = (ROOT / "docs" / "performance.md", ROOT / "docs" / "training.md")
 MODEL = "smollm2:135m"
+
+
+from _docs import record  # noqa: E402
 
 
 def run_loop(args: argparse.Namespace, out: Path) -> dict[str, Any]:
@@ -107,15 +109,6 @@ def section(figures: dict[str, Any], args: argparse.Namespace) -> str:
     )
 
 
-def record(path: Path, text: str) -> None:
-    current = path.read_text(encoding="utf-8") if path.exists() else ""
-    pattern = re.compile(re.escape(START) + ".*?" + re.escape(END), re.DOTALL)
-    updated = (
-        pattern.sub(lambda _: text, current) if pattern.search(current) else current.rstrip() + "\n\n" + text
-    )
-    path.write_text(updated.rstrip() + "\n", encoding="utf-8")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--evalset", default="extraction-v1")
@@ -134,7 +127,7 @@ def main() -> None:
     print(text)
     if not args.no_write:
         for path in DOCS:
-            record(path, text)
+            record(text, path)
             print(f"wrote {path}")
 
 

@@ -29,14 +29,17 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     ollama_url = os.environ.get("BENCHSEL_TEST_OLLAMA_URL")
     run_gpu = config.getoption("--run-gpu") or os.environ.get("BENCHSEL_TEST_GPU") == "1"
+    needs_ollama = pytest.mark.skipif(
+        not ollama_url, reason="needs a real Ollama: set BENCHSEL_TEST_OLLAMA_URL=http://HOST:11434"
+    )
+    needs_gpu = pytest.mark.skipif(
+        not run_gpu, reason="needs a CUDA GPU: pass --run-gpu or set BENCHSEL_TEST_GPU=1"
+    )
     for item in items:
-        if "ollama" in item.keywords and not ollama_url:
-            reason = "needs a real Ollama: set BENCHSEL_TEST_OLLAMA_URL=http://HOST:11434"
-            item.add_marker(pytest.mark.skip(reason=reason))
-        if "gpu" in item.keywords and not run_gpu:
-            item.add_marker(
-                pytest.mark.skip(reason="needs a CUDA GPU: pass --run-gpu or set BENCHSEL_TEST_GPU=1")
-            )
+        if "ollama" in item.keywords:
+            item.add_marker(needs_ollama)
+        if "gpu" in item.keywords:
+            item.add_marker(needs_gpu)
 
 
 @pytest.fixture(scope="session")

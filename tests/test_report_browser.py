@@ -138,7 +138,8 @@ class DevTools:
 @pytest.fixture(scope="module")
 def page(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[DevTools, Path]]:
     if not Path(CHROMIUM).exists():
-        pytest.skip(f"no Chromium at {CHROMIUM}: apt-get install chromium or set BENCHSEL_CHROMIUM")
+        # `make test` installs it; a missing browser is a broken setup, not a reason to pass quietly.
+        pytest.fail(f"no Chromium at {CHROMIUM}: apt-get install chromium or set BENCHSEL_CHROMIUM")
     tmp = tmp_path_factory.mktemp("browser")
     evalset = write_demo_evalset(tmp / "evalset", 20, seed=7)
     with Store(tmp / "runs.sqlite") as store:
