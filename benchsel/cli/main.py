@@ -25,7 +25,28 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
 }
 
 
+class CommandFailed(click.ClickException):
+    """A benchsel error shown as one "Error: ..." line with the error's exit code (2 for usage)."""
+
+    def __init__(self, error: BenchselError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+    @property
+    def exit_code(self) -> int:  # type: ignore[override]
+        return self.error.exit_code
+
+
 class LazyGroup(click.Group):
+    """Loads each command on first use, and is the one place where benchsel's typed errors become
+    click errors (for `benchsel ...` and for click's CliRunner alike)."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except BenchselError as exc:
+            raise CommandFailed(exc) from None
+
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(COMMANDS)
 

@@ -3,34 +3,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import click
-
-from benchsel.errors import BenchselError
-
-
-class ReportCommandError(click.ClickException):
-    """A benchsel error shown as "Error: ..." with the error's own exit code (2 for usage)."""
-
-    def __init__(self, error: BenchselError) -> None:
-        super().__init__(str(error))
-        self.code = error.exit_code
-
-    @property
-    def exit_code(self) -> int:  # type: ignore[override]
-        return self.code
-
-
-@contextmanager
-def _errors() -> Iterator[None]:
-    try:
-        yield
-    except BenchselError as exc:
-        raise ReportCommandError(exc) from None
-
 
 _db_option = click.option(
     "--db",
@@ -75,18 +50,17 @@ def report(
     from benchsel.store import Store
     from benchsel.summary import summarize_run
 
-    with _errors():
-        wanted = parse_formats(formats)
-        constraints = Constraints.of(
-            vram_bytes=parse_bytes(vram) if vram else None,
-            reserve_bytes=parse_bytes(reserve),
-            num_ctx=num_ctx,
-            min_tps=min_tps,
-        )
-        with Store(db) as store:
-            summary = summarize_run(store, run_id, evalset=evalset)
-        selection = select(summary, constraints) if summary.models else None
-        paths = write_report(summary, selection, out, wanted)
+    wanted = parse_formats(formats)
+    constraints = Constraints.of(
+        vram_bytes=parse_bytes(vram) if vram else None,
+        reserve_bytes=parse_bytes(reserve),
+        num_ctx=num_ctx,
+        min_tps=min_tps,
+    )
+    with Store(db) as store:
+        summary = summarize_run(store, run_id, evalset=evalset)
+    selection = select(summary, constraints) if summary.models else None
+    paths = write_report(summary, selection, out, wanted)
     for path in paths:
         click.echo(f"Wrote {path}")
 
@@ -116,23 +90,20 @@ def compare(
     from benchsel.store import Store
     from benchsel.summary import summarize_run
 
-    with _errors():
-        checks = [parse_regress(spec) for spec in regress]
-        wanted = parse_formats(formats)
-        with Store(db) as store:
-            summary_a = summarize_run(store, run_a)
-            summary_b = summarize_run(store, run_b)
-        comparison = compare_runs(summary_a, summary_b)
-        paths = write_comparison(comparison, out, wanted)
-        for pair in comparison.pairs:
-            click.echo(f"{pair.label} ({pair.cases} cases, B minus A):")
-            for title, a, b, diff, _ in diff_rows(pair):
-                click.echo(f"  {title:<24} {a:>9} -> {b:<9} {diff}")
-            click.echo(f"  {wins_text(pair)}")
-        for path in paths:
-            click.echo(f"Wrote {path}")
-        problems = [
-            line for metric, tolerance in checks for line in comparison.regressions(metric, tolerance)
-        ]
-        if problems:
-            raise RegressionError("regression: " + "; ".join(problems))
+    checks = [parse_regress(spec) for spec in regress]
+    wanted = parse_formats(formats)
+    with Store(db) as store:
+        summary_a = summarize_run(store, run_a)
+        summary_b = summarize_run(store, run_b)
+    comparison = compare_runs(summary_a, summary_b)
+    paths = write_comparison(comparison, out, wanted)
+    for pair in comparison.pairs:
+        click.echo(f"{pair.label} ({pair.cases} cases, B minus A):")
+        for title, a, b, diff, _ in diff_rows(pair):
+            click.echo(f"  {title:<24} {a:>9} -> {b:<9} {diff}")
+        click.echo(f"  {wins_text(pair)}")
+    for path in paths:
+        click.echo(f"Wrote {path}")
+    problems = [line for metric, tolerance in checks for line in comparison.regressions(metric, tolerance)]
+    if problems:
+        raise RegressionError("regression: " + "; ".join(problems))

@@ -3,14 +3,13 @@ backend can serve, with its estimated VRAM)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
 
-from benchsel.errors import BenchselError, UsageError
+from benchsel.errors import UsageError
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -19,27 +18,6 @@ if TYPE_CHECKING:
     from benchsel.selection import Candidate, Ranking, Selection
 
 RANKING_TITLES = {"trainable_potential": "Trainable potential", "deploy_now": "Deploy now"}
-
-
-class CommandUsageError(click.ClickException):
-    """A benchsel usage error, shown as "Error: ..." with exit code 2."""
-
-    exit_code = 2
-
-
-class CommandError(click.ClickException):
-    """Any other benchsel error: exit code 1."""
-
-    exit_code = 1
-
-
-@contextmanager
-def _errors() -> Iterator[None]:
-    """benchsel's typed errors become click errors with the same exit code."""
-    try:
-        yield
-    except BenchselError as exc:
-        raise (CommandUsageError if exc.exit_code == 2 else CommandError)(str(exc)) from None
 
 
 def _bytes_option(value: str | None) -> int | None:
@@ -128,24 +106,23 @@ def select(
     from benchsel.summary import summarize_run
 
     console = _console()
-    with _errors():
-        weights = sel.load_weights(weights_file) if weights_file else sel.DEFAULT_WEIGHTS
-        weights = sel.parse_weight_overrides(weight_pairs, weights)
-        constraints = sel.Constraints.of(
-            vram_bytes=resolve_vram(vram, console.print),
-            reserve_bytes=_bytes_option(reserve),
-            num_ctx=num_ctx,
-            parallel=parallel,
-            kv_cache=kv_cache,
-            margin_bytes=_bytes_option(margin),
-            min_tps=min_tps,
-            train_vram_bytes=_bytes_option(train_vram),
-            method=method,
-        )
-        with Store(db) as store:
-            summary = summarize_run(store, run_id, evalset=evalset)
-        result = sel.select(summary, constraints, weights)
-        path = sel.write_selection(result, out / result.run_id / "selection.json")
+    weights = sel.load_weights(weights_file) if weights_file else sel.DEFAULT_WEIGHTS
+    weights = sel.parse_weight_overrides(weight_pairs, weights)
+    constraints = sel.Constraints.of(
+        vram_bytes=resolve_vram(vram, console.print),
+        reserve_bytes=_bytes_option(reserve),
+        num_ctx=num_ctx,
+        parallel=parallel,
+        kv_cache=kv_cache,
+        margin_bytes=_bytes_option(margin),
+        min_tps=min_tps,
+        train_vram_bytes=_bytes_option(train_vram),
+        method=method,
+    )
+    with Store(db) as store:
+        summary = summarize_run(store, run_id, evalset=evalset)
+    result = sel.select(summary, constraints, weights)
+    path = sel.write_selection(result, out / result.run_id / "selection.json")
     render_selection(result, console)
     console.print(f"Wrote {path}", soft_wrap=True)
 
@@ -279,13 +256,12 @@ def models(
     from benchsel.backends.select import make_backend
     from benchsel.selection import Constraints, describe_candidates
 
-    with _errors():
-        constraints = Constraints.of(num_ctx=num_ctx, parallel=parallel, kv_cache=kv_cache)
-        served = make_backend(backend, host=host, base_url=base_url)
-        try:
-            candidates = describe_candidates(served, model_names(served, backend), constraints)
-        finally:
-            served.close()
+    constraints = Constraints.of(num_ctx=num_ctx, parallel=parallel, kv_cache=kv_cache)
+    served = make_backend(backend, host=host, base_url=base_url)
+    try:
+        candidates = describe_candidates(served, model_names(served, backend), constraints)
+    finally:
+        served.close()
     console = _console()
     console.print(candidates_table(candidates, num_ctx, getattr(served, "name", backend)))
     for candidate in candidates:

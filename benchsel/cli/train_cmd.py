@@ -3,14 +3,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
 
-from benchsel.errors import BenchselError
+from benchsel.errors import UsageError
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -33,26 +31,10 @@ SETTING_FLAGS = {
 }
 
 
-class CommandUsageError(click.ClickException):
-    exit_code = 2
-
-
-class CommandError(click.ClickException):
-    exit_code = 1
-
-
-@contextmanager
-def _errors() -> Iterator[None]:
-    try:
-        yield
-    except BenchselError as exc:
-        raise (CommandUsageError if exc.exit_code == 2 else CommandError)(str(exc)) from None
-
-
 def _console() -> Console:
-    from rich.console import Console
+    from benchsel.cli.render import console
 
-    return Console(highlight=False)
+    return console()
 
 
 @click.group(invoke_without_command=True)
@@ -103,9 +85,8 @@ def train(ctx: click.Context, **options: Any) -> None:
     if not options["base"] and not options["from_selection"]:
         raise click.UsageError("name the base: --base TAG|DIR|FILE or --from-selection selection.json")
     console = _console()
-    with _errors():
-        plan = _plan(options)
-        outcome = _run_with_progress(plan, console)
+    plan = _plan(options)
+    outcome = _run_with_progress(plan, console)
     _render_outcome(outcome, console)
 
 
@@ -125,7 +106,7 @@ def _settings(options: dict[str, Any]) -> TrainSettings:
     except ValidationError as exc:
         err = exc.errors()[0]
         flag = next(f for f, name in SETTING_FLAGS.items() if name == err["loc"][0])
-        raise CommandUsageError(f"--{flag.replace('_', '-')}: {err['msg']}") from None
+        raise UsageError(f"--{flag.replace('_', '-')}: {err['msg']}") from None
 
 
 def _plan(options: dict[str, Any]) -> Any:
@@ -250,9 +231,8 @@ def generate(n: int, seed: int, evalset: str, out: Path) -> None:
     from benchsel.train.data import write_jsonl
     from benchsel.train.pipeline import synthetic_examples
 
-    with _errors():
-        examples = synthetic_examples(n, seed, load_evalset(evalset))
-        path = write_jsonl(examples, out)
+    examples = synthetic_examples(n, seed, load_evalset(evalset))
+    path = write_jsonl(examples, out)
     click.echo(f"Wrote {len(examples)} examples to {path}")
 
 
@@ -267,9 +247,8 @@ def check(file: Path, evalset: str, fmt: str, drop_leaks: bool, seed: int) -> No
     from benchsel.evalset import load_evalset
     from benchsel.train.data import load_examples, prepare
 
-    with _errors():
-        loaded = load_evalset(evalset)
-        examples = load_examples(file, fmt, loaded.prompt)  # type: ignore[arg-type]
-        prepared = prepare(examples, schema=loaded.schema, evalset=loaded, drop_leaks=drop_leaks, seed=seed)
+    loaded = load_evalset(evalset)
+    examples = load_examples(file, fmt, loaded.prompt)  # type: ignore[arg-type]
+    prepared = prepare(examples, schema=loaded.schema, evalset=loaded, drop_leaks=drop_leaks, seed=seed)
     for line in prepared.report.lines():
         click.echo(line)
