@@ -34,6 +34,9 @@ class ParsedReply:
         return self.strict is not None
 
 
+_DECODER = json.JSONDecoder()
+
+
 def _loads(text: str) -> Any:
     try:
         return json.loads(text)
@@ -153,14 +156,14 @@ def _object_at(text: str, start: int) -> dict[str, Any] | None:
     if start == -1:
         return None
     try:
-        value, _end = json.JSONDecoder().raw_decode(text, start)
+        value, _end = _DECODER.raw_decode(text, start)
     except (ValueError, RecursionError):
         return None
     return value if isinstance(value, dict) else None
 
 
 def _scan_objects(text: str) -> dict[str, Any] | None:
-    decoder = json.JSONDecoder()
+    decoder = _DECODER
     start = text.find("{")
     for _ in range(_MAX_CANDIDATES):
         if start == -1:
