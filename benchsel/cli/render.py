@@ -1,8 +1,11 @@
-"""Terminal rendering shared by the commands: the results table and small formatting helpers."""
+"""What the commands share: the console, the results table, formatting helpers and common options."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
+
+import click
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -14,6 +17,13 @@ if TYPE_CHECKING:
 
 
 MIN_WIDTH = 150
+
+db_option = click.option(
+    "--db",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Run store (default: $BENCHSEL_DB or reports/benchsel.sqlite).",
+)
+"""The run store option every command that reads or writes runs shares."""
 
 
 def console(stderr: bool = False) -> Console:

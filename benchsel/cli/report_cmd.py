@@ -7,11 +7,8 @@ from pathlib import Path
 
 import click
 
-_db_option = click.option(
-    "--db",
-    type=click.Path(path_type=Path),
-    help="Run store (default: $BENCHSEL_DB or reports/benchsel.sqlite).",
-)
+from benchsel.cli.render import db_option
+
 _out_option = click.option(
     "--out",
     type=click.Path(path_type=Path),
@@ -25,7 +22,7 @@ _out_option = click.option(
 @click.argument("run_id")
 @click.option("--format", "formats", default="md,html", show_default=True, help="md, html or md,html.")
 @_out_option
-@_db_option
+@db_option
 @click.option("--evalset", help="Score against this eval set instead of the run's own.")
 @click.option("--vram", help="GPU memory to deploy on, e.g. 8GiB (without it VRAM is not checked).")
 @click.option("--reserve", default="0", show_default=True, help="Memory kept for models that stay loaded.")
@@ -70,7 +67,7 @@ def report(
 @click.argument("run_b")
 @click.option("--format", "formats", default="md", show_default=True, help="md, html or md,html.")
 @_out_option
-@_db_option
+@db_option
 @click.option(
     "--fail-if-regress",
     "regress",

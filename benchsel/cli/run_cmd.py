@@ -104,11 +104,7 @@ class ProgressPrinter:
 @click.option("--threads", type=int, help="CPU threads for the embedded engine.")
 @click.option("--fresh", is_flag=True, help="Ignore stored replies and send everything again.")
 @click.option("--pull", is_flag=True, help="Pull models Ollama does not have yet.")
-@click.option(
-    "--db",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Run store (default reports/benchsel.sqlite).",
-)
+@render.db_option
 @click.option(
     "--out", type=click.Path(file_okay=False, path_type=Path), default=Path("reports"), show_default=True
 )
@@ -162,11 +158,7 @@ def _write_report(summary: Any, out: Path) -> list[Path]:
 
 
 @click.command()
-@click.option(
-    "--db",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Run store (default reports/benchsel.sqlite).",
-)
+@render.db_option
 @click.option("--limit", default=20, show_default=True)
 def runs(db: Path | None, limit: int) -> None:
     """List stored runs, newest first."""

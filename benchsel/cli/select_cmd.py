@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from benchsel.cli.render import db_option
 from benchsel.errors import UsageError
 
 if TYPE_CHECKING:
@@ -80,7 +81,7 @@ def resolve_vram(vram: str | None, echo: Callable[[str], None]) -> int:
     show_default=True,
     help="Report directory.",
 )
-@click.option("--db", type=click.Path(path_type=Path), help="Run store (default: $BENCHSEL_DB or reports/).")
+@db_option
 @click.option("--evalset", help="Score against this eval set instead of the run's own.")
 def select(
     run_id: str,

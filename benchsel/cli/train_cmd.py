@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from benchsel.cli.render import db_option
 from benchsel.errors import UsageError
 
 if TYPE_CHECKING:
@@ -64,7 +65,7 @@ def _console() -> Console:
 @click.option("--merged", is_flag=True, help="Also save the merged model as safetensors.")
 @click.option("--evaluate", is_flag=True, help="Benchmark the fine-tune and compare it with the base.")
 @click.option("--host", help="Ollama host [OLLAMA_HOST].")
-@click.option("--db", type=click.Path(dir_okay=False, path_type=Path), help="Run store (SQLite).")
+@db_option
 @click.option("--limit", type=int, help="Evaluate on the first N cases only.")
 @click.option("--num-predict", type=int, help="Token limit per answer when evaluating.")
 @click.option("--threads", type=int, help="llama-server threads when evaluating on the embedded engine.")
