@@ -62,6 +62,9 @@ def plain_step_s(hf_dir: Path, train: list[Any], val: list[Any], steps: int, out
         learning_rate=2e-4, lr_scheduler_type="cosine", logging_steps=1, eval_strategy="epoch",
         save_strategy="no", max_length=2048, seed=0, use_cpu=True, bf16=False, report_to="none",
         disable_tqdm=True,
+        # the same as benchsel's settings: SFTConfig turns activation checkpointing on by default,
+        # benchsel only for QLoRA (it trades a second forward pass for memory)
+        activation_checkpointing=False,
     )  # fmt: skip
     trainer = SFTTrainer(
         model=AutoModelForCausalLM.from_pretrained(hf_dir),
