@@ -124,14 +124,32 @@ class Counts:
 
 @dataclass(frozen=True)
 class MatchResult:
-    """Counts plus the items themselves, for the per-case drill-down."""
+    """Counts plus the items themselves, for the per-case drill-down. Items are entity names or
+    (source, RELATION, target) keys; the ``matched``/``missed``/``invented`` strings are rendered only
+    when a report asks for them (scoring thousands of replies never does)."""
 
     counts: Counts
-    matched: tuple[str, ...]
-    missed: tuple[str, ...]
-    invented: tuple[str, ...]
+    matched_items: tuple[str | RelationKey, ...]
+    missed_items: tuple[str | RelationKey, ...]
+    invented_items: tuple[str | RelationKey, ...]
     # per relation label (relationships only): label -> Counts
     by_label: Mapping[str, Counts] = field(default_factory=dict)
+
+    @property
+    def matched(self) -> tuple[str, ...]:
+        return _rendered(self.matched_items)
+
+    @property
+    def missed(self) -> tuple[str, ...]:
+        return _rendered(self.missed_items)
+
+    @property
+    def invented(self) -> tuple[str, ...]:
+        return _rendered(self.invented_items)
+
+
+def _rendered(items: tuple[str | RelationKey, ...]) -> tuple[str, ...]:
+    return tuple(item if isinstance(item, str) else f"{item[0]} -{item[1]}-> {item[2]}" for item in items)
 
 
 def _same_type(gold_type: str | None, predicted_type: str | None) -> bool:
@@ -159,10 +177,6 @@ def _canonical(rel: RelationKey, symmetric: frozenset[str]) -> RelationKey:
     if relation in symmetric and target < source:
         return (target, relation, source)
     return rel
-
-
-def _render(rel: RelationKey) -> str:
-    return f"{rel[0]} -{rel[1]}-> {rel[2]}"
 
 
 def match_relationships(
@@ -202,8 +216,8 @@ def match_relationships(
     by_label = {label: Counts(*tally) for label, tally in tallies.items()}
     return MatchResult(
         Counts(len(matched), len(invented), len(missed)),
-        tuple(_render(r) for r in matched),
-        tuple(_render(r) for r in missed),
-        tuple(_render(r) for r in invented),
+        tuple(matched),
+        tuple(missed),
+        tuple(invented),
         by_label,
     )
