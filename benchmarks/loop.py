@@ -89,7 +89,8 @@ def section(figures: dict[str, Any], args: argparse.Namespace) -> str:
             "## The loop (`benchmarks/loop.py`)",
             "",
             f"SmolLM2-135M-Instruct (Q4_1 GGUF) on the embedded engine, {args.evalset} "
-            f"(first {args.limit} cases), num_predict {args.num_predict}; LoRA r=16 alpha=32 on "
+            f"({f'first {args.limit}' if args.limit else 'all'} {before.score.replies} cases), "
+            f"num_predict {args.num_predict}; LoRA r=16 alpha=32 on "
             f"{outcome.data_report.train} synthetic examples, {result.steps} steps at batch {args.batch}; "
             "95% bootstrap intervals over cases.",
             "",
@@ -99,7 +100,8 @@ def section(figures: dict[str, Any], args: argparse.Namespace) -> str:
             "",
             f"Training: {result.train_seconds:.0f} s ({result.tokens_per_s:.0f} tok/s, peak RSS "
             f"{result.peak_memory_bytes / 2**30:.2f} GiB), best validation loss {result.best_eval_loss:.3f}. "
-            f"Base benchmark {figures['bench_s']:.0f} s; train + export + re-benchmark "
+            f"Base benchmark {figures['bench_s']:.0f} s (0 when an earlier run of the loop stored it); "
+            "train + export + re-benchmark "
             f"{figures['loop_s']:.0f} s. Comparison: runs {evaluation.before.run.id} -> "
             f"{evaluation.after.run.id}.",
             f"Measured {date.today()} with Python {platform.python_version()} on {os.cpu_count()} CPUs "
@@ -115,8 +117,8 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=None, help="evaluate on the first N cases")
     parser.add_argument("--num-predict", type=int, default=256)
     parser.add_argument("--n", type=int, default=300, help="synthetic training examples")
-    parser.add_argument("--max-steps", type=int, default=150)
-    parser.add_argument("--batch", type=int, default=4)
+    parser.add_argument("--max-steps", type=int, default=30, help="about 20 s a step on 2 cores")
+    parser.add_argument("--batch", type=int, default=2)
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--out", type=Path, default=ROOT / "reports" / "loop")
     parser.add_argument("--no-write", action="store_true", help="print only; leave the docs alone")
