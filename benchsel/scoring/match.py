@@ -160,7 +160,7 @@ def _same_type(gold_type: str | None, predicted_type: str | None) -> bool:
 def match_entities(gold: Extracted, predicted: Extracted, *, strict: bool = False) -> MatchResult:
     """Predicted names are already unique (``extract`` collapses duplicates), so each gold name
     matches at most once. ``strict`` also requires the entity type to match."""
-    gold_types = dict(gold.entities)
+    gold_types = gold.entity_types
     matched: list[str] = []
     invented: list[str] = []
     for name, kind in predicted.entities:
