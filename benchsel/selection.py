@@ -99,6 +99,20 @@ class Constraints(BaseModel):
     def available_bytes(self) -> int | None:
         return None if self.vram_bytes is None else self.vram_bytes - self.reserve_bytes
 
+    def describe(self) -> str:
+        """One line for a person: "VRAM 8.0 GiB, reserve 3.0 GiB, num_ctx 4096 x 1, KV f16"."""
+        parts = [
+            f"VRAM {hardware.format_bytes(self.vram_bytes)}" if self.vram_bytes else "VRAM not checked",
+            f"reserve {hardware.format_bytes(self.reserve_bytes)}",
+            f"num_ctx {self.num_ctx} x {self.parallel}",
+            f"KV {self.kv_cache}",
+        ]
+        if self.min_tps is not None:
+            parts.append(f"min {self.min_tps:g} tok/s")
+        if self.train_vram_bytes is not None:
+            parts.append(f"train {self.method} in {hardware.format_bytes(self.train_vram_bytes)}")
+        return ", ".join(parts)
+
     @classmethod
     def of(cls, **values: Any) -> Constraints:
         """Like the constructor, but a bad value raises UsageError naming the field."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -24,6 +24,23 @@ db_option = click.option(
     help="Run store (default: $BENCHSEL_DB or reports/benchsel.sqlite).",
 )
 """The run store option every command that reads or writes runs shares."""
+
+
+def backend_options(command: Any) -> Any:
+    """--backend, --host and --base-url: where the models are served."""
+    command = click.option("--base-url", help="OpenAI-compatible server URL, e.g. http://127.0.0.1:8080/v1.")(
+        command
+    )
+    command = click.option("--host", help="Ollama host (default: $OLLAMA_HOST or http://127.0.0.1:11434).")(
+        command
+    )
+    return click.option(
+        "--backend",
+        type=click.Choice(["auto", "ollama", "openai", "llamacpp"]),
+        default="auto",
+        show_default=True,
+        help="auto: Ollama when it answers at OLLAMA_HOST, else the embedded llama.cpp engine.",
+    )(command)
 
 
 def console(stderr: bool = False) -> Console:

@@ -68,15 +68,7 @@ class ProgressPrinter:
 @click.option(
     "--evalset", "-e", default="extraction-v1", show_default=True, help="Bundled eval set name or directory."
 )
-@click.option(
-    "--backend",
-    type=click.Choice(["auto", "ollama", "openai", "llamacpp"]),
-    default="auto",
-    show_default=True,
-    help="auto: Ollama when it answers at OLLAMA_HOST, else the embedded llama.cpp engine.",
-)
-@click.option("--host", help="Ollama host (default: $OLLAMA_HOST or http://127.0.0.1:11434).")
-@click.option("--base-url", help="OpenAI-compatible server URL, e.g. http://127.0.0.1:8080/v1.")
+@render.backend_options
 @click.option(
     "--format",
     "format_",

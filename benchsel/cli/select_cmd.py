@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from benchsel.cli.render import db_option
+from benchsel.cli.render import backend_options, db_option
 from benchsel.errors import UsageError
 
 if TYPE_CHECKING:
@@ -181,7 +181,7 @@ def render_selection(selection: Selection, console: Console) -> None:
     console.print(side)
     console.print(figures_table(selection))
     c = selection.constraints
-    console.print(f"Constraints: {_constraints_text(selection)}", soft_wrap=True)
+    console.print(f"Constraints: {selection.constraints.describe()}", soft_wrap=True)
     for label, ranking in (("Train", selection.trainable), ("Deploy now", selection.deploy_now)):
         winner = ranking.winner
         if winner is None:
@@ -200,26 +200,6 @@ def render_selection(selection: Selection, console: Console) -> None:
         console.print("VRAM was not checked: pass --vram", soft_wrap=True)
 
 
-def _constraints_text(selection: Selection) -> str:
-    from benchsel.hardware import format_bytes
-
-    c = selection.constraints
-    parts = [
-        f"VRAM {format_bytes(c.vram_bytes)}" if c.vram_bytes else "VRAM unchecked",
-        f"reserve {format_bytes(c.reserve_bytes)}",
-        f"num_ctx {c.num_ctx} x {c.parallel}",
-        f"KV {c.kv_cache}",
-    ]
-    if c.min_tps is not None:
-        parts.append(f"min {c.min_tps:g} tok/s")
-    if c.train_vram_bytes is not None:
-        parts.append(f"train {c.method} in {format_bytes(c.train_vram_bytes)}")
-    return ", ".join(parts)
-
-
-# ---------------------------------------------------------------- models
-
-
 def model_names(backend: Any, kind: str) -> list[str]:
     """The models a backend can serve: Ollama's list, or the demo models for the embedded engine."""
     lister = getattr(backend, "list_models", None)
@@ -235,15 +215,7 @@ def model_names(backend: Any, kind: str) -> list[str]:
 
 
 @click.command()
-@click.option(
-    "--backend",
-    type=click.Choice(["auto", "ollama", "llamacpp", "openai"]),
-    default="auto",
-    show_default=True,
-    help="auto: Ollama when it answers at OLLAMA_HOST, else the embedded llama.cpp engine.",
-)
-@click.option("--host", help="Ollama host (default: $OLLAMA_HOST or http://127.0.0.1:11434).")
-@click.option("--base-url", help="OpenAI-compatible server URL, e.g. http://127.0.0.1:8080/v1.")
+@backend_options
 @click.option("--num-ctx", type=int, default=4096, show_default=True, help="Context to estimate VRAM at.")
 @click.option("--parallel", type=int, default=1, show_default=True)
 @click.option(

@@ -191,18 +191,7 @@ def _excluded(selection: Selection) -> tuple[tuple[str, str], ...]:
 
 
 def constraints_text(selection: Selection) -> str:
-    c = selection.constraints
-    parts = [
-        f"VRAM {format_bytes(c.vram_bytes)}" if c.vram_bytes else "VRAM not checked",
-        f"reserve {format_bytes(c.reserve_bytes)}",
-        f"num_ctx {c.num_ctx} x {c.parallel} parallel",
-        f"KV cache {c.kv_cache}",
-    ]
-    if c.min_tps is not None:
-        parts.append(f"at least {c.min_tps:g} tok/s")
-    if c.train_vram_bytes is not None:
-        parts.append(f"{c.method} training in {format_bytes(c.train_vram_bytes)}")
-    return ", ".join(parts) + "."
+    return selection.constraints.describe() + "."
 
 
 def from_selection(selection: Selection) -> SelectionView:
