@@ -28,6 +28,9 @@ class Estimate:
     def overlaps(self, other: Estimate) -> bool:
         return self.low <= other.high and other.low <= self.high
 
+    def __str__(self) -> str:
+        return format(self)
+
     def __format__(self, spec: str) -> str:
         spec = spec or ".2f"
         return f"{self.value:{spec}} [{self.low:{spec}}, {self.high:{spec}}]"
