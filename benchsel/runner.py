@@ -190,7 +190,7 @@ def run(
     except BaseException:
         store.set_status(record.id, "interrupted")
         raise
-    errors = sum(1 for r in store.results(record.id) if not r.ok)
+    _, errors = store.result_counts(record.id)
     status = "complete" if errors == 0 else "complete-with-errors"
     store.set_status(record.id, status)
     finished = replace(record, status=status)

@@ -463,7 +463,7 @@ class CloseCall:
         return (
             f"{self.first} and {self.second} are within each other's 95% intervals on {self.metric} "
             f"({self.first_estimate:.2f} vs {self.second_estimate:.2f}); paired bootstrap difference on "
-            f"the same {self.cases} cases: {d.value:+.2f} [{d.low:+.2f}, {d.high:+.2f}]"
+            f"the same {self.cases} cases: {d:+.2f}"
         )
 
     def to_json(self) -> dict[str, Any]:

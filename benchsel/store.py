@@ -362,6 +362,15 @@ class Store:
             newest[(row.model, row.case_id, row.repeat)] = row
         return list(newest.values())
 
+    def result_counts(self, run_id: str) -> tuple[int, int]:
+        """(answered, failed) over the newest row of each model x case x repeat, without loading them."""
+        row = self._db.execute(
+            "SELECT COUNT(*), COALESCE(SUM(error_kind IS NOT NULL OR content IS NULL), 0) FROM results"
+            " WHERE id IN (SELECT MAX(id) FROM results WHERE run_id = ? GROUP BY model, case_id, repeat)",
+            (run_id,),
+        ).fetchone()
+        return row[0] - row[1], row[1]
+
     def answered_keys(self, run_id: str) -> set[str]:
         """Cache keys this run already holds a good answer for."""
         rows = self._db.execute(

@@ -29,12 +29,6 @@ class ModelSummary:
     results: tuple[StoredResult, ...]
     error_kinds: dict[str, int]
 
-    def reply_for(self, case_id: str, repeat: int = 0) -> StoredResult | None:
-        for result in self.results:
-            if result.case_id == case_id and result.repeat == repeat:
-                return result
-        return None
-
 
 @dataclass(frozen=True)
 class RunSummary:

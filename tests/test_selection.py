@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from model_infos import E2B_STAND_IN as E2B_INFO
+from model_infos import GEMMA3_4B as GEMMA3_4B_INFO
 
 from benchsel.backends.base import Memory, ModelSnapshot, Reply
 from benchsel.errors import UsageError
@@ -36,34 +38,6 @@ CASES = 20
 RUN_ID = "r-motivating"
 DIFFICULTIES = ("simple", "medium", "complex", "adversarial")
 
-GEMMA3_4B_INFO = {
-    "general.architecture": "gemma3",
-    "gemma3.block_count": 34,
-    "gemma3.context_length": 131072,
-    "gemma3.embedding_length": 2560,
-    "gemma3.attention.head_count": 8,
-    "gemma3.attention.head_count_kv": 4,
-    "gemma3.attention.key_length": 256,
-    "gemma3.attention.value_length": 256,
-    "gemma3.attention.sliding_window": 1024,
-    "gemma3.vocab_size": 262144,
-}
-# gemma4:e2b's model_info was not available: Gemma 3n E2B's published shape stands in (as in
-# tests/test_hardware.py).
-E2B_INFO = {
-    "general.architecture": "gemma3n",
-    "gemma3n.block_count": 30,
-    "gemma3n.context_length": 32768,
-    "gemma3n.embedding_length": 2048,
-    "gemma3n.attention.head_count": 8,
-    "gemma3n.attention.head_count_kv": 2,
-    "gemma3n.attention.key_length": 256,
-    "gemma3n.attention.value_length": 256,
-    "gemma3n.attention.sliding_window": 512,
-    "gemma3n.attention.sliding_window_pattern": [True, True, True, True, False] * 6,
-    "gemma3n.attention.shared_kv_layers": 10,
-    "gemma3n.vocab_size": 262144,
-}
 QWEN3_4B_INFO = {
     "general.architecture": "qwen3",
     "qwen3.block_count": 36,

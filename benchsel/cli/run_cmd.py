@@ -164,14 +164,14 @@ def runs(db: Path | None, limit: int) -> None:
         for header in ("Run", "Created", "Eval set", "Backend", "Models", "Replies", "Status"):
             table.add_column(header)
         for record in records:
-            replies = len(store.results(record.id))
+            answered, failed = store.result_counts(record.id)
             table.add_row(
                 record.id,
                 record.created_at.replace("T", " ")[:19],
                 record.evalset_name,
                 record.backend,
                 ", ".join(record.models),
-                str(replies),
+                str(answered + failed),
                 record.status,
             )
     con = render.console()

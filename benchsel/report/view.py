@@ -51,8 +51,7 @@ def fmt_rate(value: float) -> str:
 
 
 def fmt_estimate(estimate: Estimate, as_rate: bool = False) -> str:
-    form = fmt_rate if as_rate else fmt_score
-    return f"{form(estimate.value)} [{form(estimate.low)}, {form(estimate.high)}]"
+    return format(estimate, ".0%" if as_rate else ".2f")
 
 
 def fmt_signed(value: float) -> str:
