@@ -1,0 +1,109 @@
+"""`benchsel report` ranks as the run's selection.json did, takes select's constraint and weight options,
+and exports metrics as JSON and CSV."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+from test_report import make_run
+
+from benchsel.cli.main import cli
+from benchsel.report.export import export_dict, metric_estimates
+from benchsel.summary import RunSummary
+
+
+@pytest.fixture
+def stored(tmp_path: Path) -> RunSummary:
+    store, summary = make_run(tmp_path, cases=6, profiles=3)
+    store.close()
+    return summary
+
+
+def invoke(tmp_path: Path, *args: str) -> Result:
+    common = ["--db", str(tmp_path / "runs.sqlite"), "--out", str(tmp_path / "out")]
+    return CliRunner().invoke(cli, [*args, *common])
+
+
+def report_md(tmp_path: Path, summary: RunSummary) -> str:
+    return (tmp_path / "out" / summary.run.id / "report.md").read_text(encoding="utf-8")
+
+
+def test_report_uses_the_selection_just_made(tmp_path: Path, stored: RunSummary) -> None:
+    selected = invoke(
+        tmp_path, "select", stored.run.id, "--vram", "8GiB", "--reserve", "3GiB", "--min-tps", "5"
+    )
+    assert selected.exit_code == 0, selected.output
+    result = invoke(tmp_path, "report", stored.run.id, "--format", "md")
+    assert result.exit_code == 0, result.output
+    selection_path = tmp_path / "out" / stored.run.id / "selection.json"
+    assert result.output.splitlines()[0] == f"constraints and weights from {selection_path}"
+    text = report_md(tmp_path, stored)
+    assert "Constraints: VRAM 8.0 GiB, reserve 3.0 GiB" in text and "min 5 tok/s" in text
+    assert "not checked" not in text
+
+
+def test_report_options_change_only_what_they_name(tmp_path: Path, stored: RunSummary) -> None:
+    assert invoke(tmp_path, "select", stored.run.id, "--vram", "8GiB", "--reserve", "3GiB").exit_code == 0
+    result = invoke(tmp_path, "report", stored.run.id, "--format", "md", "--reserve", "2GiB", "-c", "8192")
+    assert result.exit_code == 0, result.output
+    assert "Constraints: VRAM 8.0 GiB, reserve 2.0 GiB, num_ctx 8192 x 1" in report_md(tmp_path, stored)
+
+
+def test_report_takes_selects_weight_and_kv_options(tmp_path: Path, stored: RunSummary) -> None:
+    args = ["report", stored.run.id, "--format", "md", "--vram", "8GiB", "--kv-cache", "q8_0"]
+    result = invoke(tmp_path, *args, "--weight", "valid_json=0.9", "--train-vram", "16GiB")
+    assert result.exit_code == 0, result.output
+    assert "KV q8_0" in report_md(tmp_path, stored) and "train lora in 16.0 GiB" in report_md(
+        tmp_path, stored
+    )
+    bad = invoke(tmp_path, "report", stored.run.id, "--weight", "nosuch=1")
+    assert bad.exit_code == 2 and "unknown weight 'nosuch'" in bad.output
+
+
+def test_a_broken_selection_json_is_named(tmp_path: Path, stored: RunSummary) -> None:
+    path = tmp_path / "out" / stored.run.id / "selection.json"
+    path.parent.mkdir(parents=True)
+    path.write_text('{"constraints": {"vram": 1}, "weights": {}}')
+    result = invoke(tmp_path, "report", stored.run.id)
+    assert result.exit_code == 2
+    assert f"{path}: unknown constraint 'vram'" in result.output
+    assert f"benchsel select {stored.run.id}" in result.output
+
+
+def test_export_json_and_csv_hold_metrics_with_intervals_and_cases(
+    tmp_path: Path, stored: RunSummary
+) -> None:
+    result = invoke(tmp_path, "report", stored.run.id, "--format", "json,csv")
+    assert result.exit_code == 0, result.output
+    target = tmp_path / "out" / stored.run.id
+    assert sorted(p.name for p in target.iterdir()) == ["cases.csv", "metrics.json", "models.csv"]
+    data = json.loads((target / "metrics.json").read_text(encoding="utf-8"))
+    assert data == json.loads(json.dumps(export_dict(stored)))
+    first = stored.models[0]
+    f1 = first.score.content.entities.f1
+    model = data["models"][0]
+    assert model["model"] == first.name
+    assert (model["content_entity_f1"], model["content_entity_f1_low"], model["content_entity_f1_high"]) == (
+        f1.value,
+        f1.low,
+        f1.high,
+    )
+    with (target / "models.csv").open(encoding="utf-8", newline="") as fh:
+        models = list(csv.DictReader(fh))
+    assert [row["model"] for row in models] == [m.name for m in stored.models]
+    for name in metric_estimates(first.score):
+        assert {name, f"{name}_low", f"{name}_high"} <= set(models[0])
+    assert float(models[0]["valid_json"]) == pytest.approx(first.score.valid_json.value)
+    with (target / "cases.csv").open(encoding="utf-8", newline="") as fh:
+        cases = list(csv.DictReader(fh))
+    assert len(cases) == sum(len(m.score.per_reply) for m in stored.models) == len(data["cases"])
+    assert {row["case_id"] for row in cases} == {c.id for c in stored.evalset.cases}
+
+
+def test_compare_refuses_export_formats(tmp_path: Path, stored: RunSummary) -> None:
+    result = invoke(tmp_path, "compare", stored.run.id, stored.run.id, "--format", "csv")
+    assert result.exit_code == 2 and "unknown report format csv - use md, html" in result.output
