@@ -107,3 +107,54 @@ def test_export_json_and_csv_hold_metrics_with_intervals_and_cases(
 def test_compare_refuses_export_formats(tmp_path: Path, stored: RunSummary) -> None:
     result = invoke(tmp_path, "compare", stored.run.id, stored.run.id, "--format", "csv")
     assert result.exit_code == 2 and "unknown report format csv - use md, html" in result.output
+
+
+@pytest.mark.integration
+def test_config_run_select_report_on_the_embedded_engine(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The first hour on a machine without a GPU: a run from a file, select with a budget, the report
+    and its export agree with select, and the CPU-measured memory is not taken for VRAM."""
+    from test_cli_run import invoke as run_cli
+
+    db, out = tmp_path / "runs.sqlite", tmp_path / "reports"
+    config = tmp_path / "run.toml"
+    config.write_text(
+        'models = ["smollm2:135m"]\nbackend = "llamacpp"\nlimit = 3\nnum-predict = 16\n'
+        f'db = "{db}"\nout = "{out}"\n'
+    )
+    code, stdout, stderr = run_cli(["run", "--config", str(config), "--limit", "1", "-c", "1024"], capsys)
+    assert code == 0, stderr
+    run_id = stdout.split("run id: ")[1].split()[0]
+    code, stdout, stderr = run_cli(
+        [
+            "select",
+            "latest",
+            "--vram",
+            "8GiB",
+            "--reserve",
+            "3GiB",
+            "-c",
+            "1024",
+            "--db",
+            str(db),
+            "--out",
+            str(out),
+        ],
+        capsys,
+    )
+    assert code == 0, stderr
+    selection = json.loads((out / run_id / "selection.json").read_text(encoding="utf-8"))
+    entry = selection["rankings"]["deploy_now"]["entries"][0]
+    assert entry["vram"]["label"].startswith("estimated (") and "RAM on the CPU" in entry["vram"]["label"]
+    assert entry["vram"]["measured_bytes"] is None
+    code, stdout, stderr = run_cli(
+        ["report", "latest", "--format", "md,json,csv", "--db", str(db), "--out", str(out)], capsys
+    )
+    assert code == 0, stderr
+    text = (out / run_id / "report.md").read_text(encoding="utf-8")
+    assert "VRAM 8.0 GiB, reserve 3.0 GiB, num_ctx 1024" in text and "not checked" not in text
+    assert "(1 of 24 cases run" in text
+    metrics = json.loads((out / run_id / "metrics.json").read_text(encoding="utf-8"))
+    assert metrics["run"]["options"]["limit"] == 1 and metrics["run"]["options"]["num_ctx"] == 1024
+    assert len(metrics["cases"]) == 1 and metrics["models"][0]["memory_vram_bytes"] is None
