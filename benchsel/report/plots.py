@@ -145,11 +145,9 @@ def label_offsets(
 
 def _names(ax: Axes, names: Sequence[str], xs: Sequence[float], ys: Sequence[float]) -> None:
     """Each point's name beside it; names that would collide are stepped apart (label_offsets)."""
-    fig = ax.get_figure()
-    assert fig is not None
-    box = ax.get_position()
-    width_pt = box.width * fig.get_figwidth() * 72
-    height_pt = box.height * fig.get_figheight() * 72
+    dpi = ax.figure.dpi
+    width_pt = ax.bbox.width / dpi * 72  # the axes' size in points, as the offsets are given
+    height_pt = ax.bbox.height / dpi * 72
     (x0, x1), (y0, y1) = ax.get_xlim(), ax.get_ylim()
     points = [
         ((x - x0) / (x1 - x0) * width_pt, (y - y0) / (y1 - y0) * height_pt)
