@@ -158,3 +158,20 @@ def test_config_run_select_report_on_the_embedded_engine(
     metrics = json.loads((out / run_id / "metrics.json").read_text(encoding="utf-8"))
     assert metrics["run"]["options"]["limit"] == 1 and metrics["run"]["options"]["num_ctx"] == 1024
     assert len(metrics["cases"]) == 1 and metrics["models"][0]["memory_vram_bytes"] is None
+
+
+def test_export_writes_null_for_a_metric_without_a_value(tmp_path: Path, stored: RunSummary) -> None:
+    from dataclasses import replace
+
+    from benchsel.report.export import write_csv, write_json
+    from benchsel.scoring.metrics import Estimate
+
+    nan = Estimate(float("nan"), float("nan"), float("nan"))
+    first = stored.models[0]
+    broken = replace(first, score=replace(first.score, valid_json=nan))
+    summary = replace(stored, models=(broken,))
+    data = json.loads(write_json(summary, tmp_path).read_text(encoding="utf-8"))
+    assert data["models"][0]["valid_json"] is None and data["models"][0]["valid_json_low"] is None
+    models_csv, _ = write_csv(summary, tmp_path)
+    with models_csv.open(encoding="utf-8", newline="") as fh:
+        assert next(csv.DictReader(fh))["valid_json"] == ""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,11 @@ from benchsel.scoring.scorecard import ModelScore, ReplyScore
 from benchsel.summary import ModelSummary, RunSummary
 
 EXPORT_VERSION = 1
+
+
+def _finite(row: dict[str, Any]) -> dict[str, Any]:
+    """NaN and infinities (a model with no scored reply) become null / an empty cell: JSON has neither."""
+    return {k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in row.items()}
 
 
 def _estimate_columns(name: str, estimate: Estimate) -> dict[str, float]:
@@ -68,7 +74,7 @@ def model_row(model: ModelSummary) -> dict[str, Any]:
         memory_ram_bytes=model.memory.ram_bytes_measured if model.memory else None,
         memory_source=model.memory.source if model.memory else None,
     )
-    return row
+    return _finite(row)
 
 
 def _counts(prefix: str, counts: Any) -> dict[str, Any]:
@@ -106,7 +112,7 @@ def case_rows(model: ModelSummary) -> Iterator[dict[str, Any]]:
             wall_s=raw.wall_s if raw else None,
             done_reason=raw.done_reason if raw else None,
         )
-        yield row
+        yield _finite(row)
 
 
 def export_dict(summary: RunSummary) -> dict[str, Any]:
