@@ -105,16 +105,20 @@ def _points(
     colors: Sequence[str],
     y_bounds: Sequence[tuple[float, float]] = (),
     x_bounds: Sequence[tuple[float, float]] = (),
+    interval_alpha: float = 1.0,
 ) -> None:
     """Points with interval bars, one artist per kind (cheap to draw and small as SVG)."""
     if y_bounds:
-        ax.vlines(xs, [b[0] for b in y_bounds], [b[1] for b in y_bounds], colors=colors, lw=1.2)
+        lows, highs = [b[0] for b in y_bounds], [b[1] for b in y_bounds]
+        ax.vlines(xs, lows, highs, colors=colors, lw=1.2, alpha=interval_alpha)
     if x_bounds:
-        ax.hlines(ys, [b[0] for b in x_bounds], [b[1] for b in x_bounds], colors=colors, lw=1.2)
+        lows, highs = [b[0] for b in x_bounds], [b[1] for b in x_bounds]
+        ax.hlines(ys, lows, highs, colors=colors, lw=1.2, alpha=interval_alpha)
     ax.scatter(xs, ys, c=colors, s=28, zorder=3)
 
 
 LABEL_PT = 8
+GAP_OFFSET = 0.012  # valid-JSON units between a point and its format-debt line
 Box = tuple[float, float, float, float]  # left, bottom, right, top in points from the axes' origin
 
 
@@ -186,7 +190,11 @@ def format_debt(models: Sequence[ModelSummary]) -> Plot:
     content = [m.score.content.entities.f1 for m in models]
     xs = [v.value for v in valid]
     as_is = [m.score.as_is.entities.f1.value for m in models]
-    ax.vlines(xs, as_is, [c.value for c in content], colors=colors, linestyles="dashed", lw=1.5)
+    # the gap is drawn just left of the point, so the content F1 interval (on the point) cannot hide it
+    gap_xs = [x - GAP_OFFSET for x in xs]
+    ax.vlines(
+        gap_xs, as_is, [c.value for c in content], colors=colors, linestyles="dashed", lw=1.5, zorder=2.5
+    )
     ax.scatter(xs, as_is, facecolors="white", edgecolors=colors, s=24, zorder=3)
     _points(
         ax,
@@ -195,6 +203,7 @@ def format_debt(models: Sequence[ModelSummary]) -> Plot:
         colors,
         y_bounds=[(c.low, c.high) for c in content],
         x_bounds=[(v.low, v.high) for v in valid],
+        interval_alpha=0.4,
     )
     ax.set_xlabel("valid JSON rate")
     ax.set_ylabel("entity F1")
@@ -204,8 +213,8 @@ def format_debt(models: Sequence[ModelSummary]) -> Plot:
     return Plot(
         "format-debt",
         "Valid JSON against content entity F1",
-        "Filled: content entity F1 (what the model understood). Hollow: as-is F1. The dashed gap "
-        "between them is the format debt a LoRA fixes cheaply.",
+        "Filled: content entity F1 (what the model understood), with faint 95% intervals on both axes. "
+        "Hollow: as-is F1. The dashed line beside each point spans the format debt a LoRA fixes cheaply.",
         to_svg(fig),
     )
 
