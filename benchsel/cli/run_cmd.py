@@ -84,16 +84,48 @@ class ProgressPrinter:
     show_default=True,
     help="Thinking for capable models (auto: the model's default).",
 )
-@click.option("--repeats", default=1, show_default=True, help="Times each case is sent.")
-@click.option("-j", "--concurrency", default=1, show_default=True, help="Concurrent requests per model.")
-@click.option("--timeout", "timeout_s", default=300.0, show_default=True, help="Seconds per request.")
-@click.option("--retries", default=3, show_default=True, help="Retries for transport failures only.")
-@click.option("--num-ctx", type=int, help="Context length (default: the eval set's).")
-@click.option("--num-predict", type=int, help="Token limit per reply (default: the eval set's).")
-@click.option("--temperature", type=float, help="Sampling temperature (default: the eval set's, 0).")
+@click.option(
+    "--repeats", type=render.Bounded("repeats"), default=1, show_default=True, help="Times each case is sent."
+)
+@click.option(
+    "-j",
+    "--concurrency",
+    type=render.Bounded("concurrency"),
+    default=1,
+    show_default=True,
+    help="Concurrent requests per model.",
+)
+@click.option(
+    "--timeout",
+    "timeout_s",
+    type=render.Bounded("timeout_s"),
+    default=300.0,
+    show_default=True,
+    help="Seconds per request (above 0).",
+)
+@click.option(
+    "--retries",
+    type=render.Bounded("retries"),
+    default=3,
+    show_default=True,
+    help="Retries for transport failures only.",
+)
+@click.option("--num-ctx", type=render.Bounded("num_ctx"), help="Context length (default: the eval set's).")
+@click.option(
+    "--num-predict",
+    type=render.Bounded("num_predict"),
+    help="Token limit per reply (default: the eval set's).",
+)
+@click.option(
+    "--temperature",
+    type=render.Bounded("temperature"),
+    help="Sampling temperature (default: the eval set's, 0).",
+)
 @click.option("--seed", type=int, help="Sampling seed (default: the eval set's).")
-@click.option("--limit", type=int, help="Only the first N cases (a quick look).")
-@click.option("--threads", type=int, help="CPU threads for the embedded engine.")
+@click.option(
+    "--limit", type=render.Bounded("limit"), help="Only the first N cases (a quick look; at least 1)."
+)
+@click.option("--threads", type=render.Bounded("threads"), help="CPU threads for the embedded engine.")
 @click.option("--fresh", is_flag=True, help="Ignore stored replies and send everything again.")
 @click.option("--pull", is_flag=True, help="Pull models Ollama does not have yet.")
 @render.db_option
@@ -111,9 +143,11 @@ def run(**kwargs: Any) -> None:
       benchsel run --models smollm2:135m,gemma3:270m --backend llamacpp --limit 5
       benchsel run --models my-model --backend openai --base-url http://127.0.0.1:8080/v1
     """
+    from rich.markup import escape
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from benchsel import api
+    from benchsel.errors import RunFailed
 
     out: Path = kwargs.pop("out")
     no_report: bool = kwargs.pop("no_report")
@@ -131,12 +165,17 @@ def run(**kwargs: Any) -> None:
         summary = api.run(kwargs.pop("models"), on_event=printer, on_pull=printer.pulling, **kwargs)
     backends = ", ".join(sorted({f"{m.name} on {m.backend}" for m in summary.models}))
     title = f"{summary.evalset.name}, run {summary.run.id} ({backends})"
-    con.print(render.results_table(list(summary.models), title=title))
+    con.print(render.results_table(list(summary.models), title=title, width=con.width))
     for line in render.notes(summary):
-        con.print(f"[yellow]note[/] {line}")
+        con.print(f"[yellow]note[/] {escape(line)}")
     if not no_report:
         for path in _write_report(summary, out):
             con.print(f"report: {path}")
+    if summary.nothing_scored:
+        raise RunFailed(
+            f"run {summary.run.id}: no model produced a scored reply, so nothing was measured - "
+            "read the errors above, fix the cause (the server, --num-ctx, --timeout) and run again"
+        )
     con.print(f"run id: [bold]{summary.run.id}[/]  (next: benchsel select {summary.run.id} --vram 8GiB)")
 
 

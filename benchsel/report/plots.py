@@ -127,7 +127,7 @@ def quality_speed(models: Sequence[ModelSummary]) -> Plot:
     f1s = [m.score.as_is.entities.f1 for m, _ in timed]
     ys = [f.value for f in f1s]
     _points(ax, xs, ys, [c for _, c in timed], y_bounds=[(f.low, f.high) for f in f1s])
-    _names(ax, [m.name for m, _ in timed], xs, ys)
+    _names(ax, [m.display_name for m, _ in timed], xs, ys)
     ax.set_xlabel("decode tok/s")
     ax.set_ylabel("entity F1 (as-is)")
     ax.set_ylim(-0.05, 1.05)
@@ -158,7 +158,7 @@ def format_debt(models: Sequence[ModelSummary]) -> Plot:
         y_bounds=[(c.low, c.high) for c in content],
         x_bounds=[(v.low, v.high) for v in valid],
     )
-    _names(ax, [m.name for m in models], xs, [c.value for c in content])
+    _names(ax, [m.display_name for m in models], xs, [c.value for c in content])
     ax.set_xlabel("valid JSON rate")
     ax.set_ylabel("entity F1")
     ax.set_xlim(-0.05, 1.3)
@@ -215,7 +215,7 @@ def heatmap(models: Sequence[ModelSummary], case_ids: Sequence[str]) -> Plot:
     import numpy as np
 
     matrix = np.array(case_f1_matrix(models, case_ids), dtype=float).reshape(len(models), len(case_ids))
-    names = [_label(m.name) for m in models]
+    names = [_label(m.display_name) for m in models]
     height = 1.3 + 0.28 * max(len(models), 1)
     fig, ax = _draw(11.0, height, _label_width_in(names))
     fig.subplots_adjust(bottom=1.0 / height, right=0.93)
