@@ -5,12 +5,15 @@ Loading validates everything and raises :class:`EvalSetError` naming the file, t
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 import os
 import re
 import tomllib
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -375,15 +378,30 @@ class _CaseReader:
         return case
 
 
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector while cases are built: each of its passes walks every case
+    already kept, so on 100,000 cases it took most of the load time (about 4.5 s of 7.5 s). Cases hold no
+    reference cycles, so nothing is left for it to collect."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 def parse_cases(raw: bytes, path: Path | str = "cases.jsonl") -> list[Case]:
     """Parse and check cases.jsonl; the first problem is an error naming its line."""
     reader = _CaseReader(path)
     cases: list[Case] = []
-    # split on newlines only: U+2028 and friends may sit inside a JSON string
-    for lineno, line in enumerate(raw.split(b"\n"), start=1):
-        case = reader.read(lineno, line)
-        if case is not None:
-            cases.append(case)
+    with _gc_paused():
+        # split on newlines only: U+2028 and friends may sit inside a JSON string
+        for lineno, line in enumerate(raw.split(b"\n"), start=1):
+            case = reader.read(lineno, line)
+            if case is not None:
+                cases.append(case)
     if not cases:
         raise EvalSetError(f"{path}: holds no cases")
     return cases

@@ -115,7 +115,10 @@ def test_score_is_seeded_and_strict_flag(tmp_path: Path, capsys: pytest.CaptureF
 @pytest.mark.parametrize(
     ("rows", "expected"),
     [
-        (["not json"], ':1: not a JSON object - each line must be {"id": ..., "output": ...} (optionally "repeat": N)'),
+        (
+            ["not json"],
+            ':1: not a JSON object - each line must be {"id": ..., "output": ...} (optionally "repeat": N)',
+        ),
         (
             [{"id": "v1-001", "output": "x"}, {"output": "x"}],
             ':2: each line must be {"id": ..., "output": ...} (optionally "repeat": N)',
