@@ -15,6 +15,18 @@ if TYPE_CHECKING:
     from benchsel.runner import Event
 
 
+def short_name(model: str) -> str:
+    from benchsel.summary import short_name as short
+
+    return short(model)
+
+
+def escape(text: str) -> str:
+    from rich.markup import escape as rich_escape
+
+    return rich_escape(text)
+
+
 class ProgressPrinter:
     """Turns runner events into one rich progress bar per model (cases done, cases/s, tok/s)."""
 
@@ -32,11 +44,11 @@ class ProgressPrinter:
                 self.progress.console.print(f"{verb} [bold]{run.id}[/] on {run.evalset_name} ({run.backend})")
             case runner.ModelStarted(model=model, backend=backend, total=total, already_done=done):
                 self.tasks[model] = self.progress.add_task(
-                    f"{model} [dim]({backend})[/]", total=total, completed=done, tps=""
+                    f"{escape(short_name(model))} [dim]({backend})[/]", total=total, completed=done, tps=""
                 )
                 self.tokens[model] = (0, 0.0)
             case runner.ModelLoaded(model=model, load_s=load_s):
-                self.progress.console.print(f"  {model}: loaded in {load_s:.1f} s")
+                self.progress.console.print(f"  {escape(short_name(model))}: loaded in {load_s:.1f} s")
             case runner.ReplyStored(model=model, reply=reply):
                 tokens, seconds = self.tokens.get(model, (0, 0.0))
                 if reply is not None and reply.eval_duration_ns:
@@ -143,7 +155,6 @@ def run(**kwargs: Any) -> None:
       benchsel run --models smollm2:135m,gemma3:270m --backend llamacpp --limit 5
       benchsel run --models my-model --backend openai --base-url http://127.0.0.1:8080/v1
     """
-    from rich.markup import escape
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from benchsel import api
@@ -163,7 +174,7 @@ def run(**kwargs: Any) -> None:
     with Progress(*columns, console=con, transient=False) as progress:
         printer = ProgressPrinter(progress)
         summary = api.run(kwargs.pop("models"), on_event=printer, on_pull=printer.pulling, **kwargs)
-    backends = ", ".join(sorted({f"{m.name} on {m.backend}" for m in summary.models}))
+    backends = ", ".join(sorted({f"{m.display_name} on {m.backend}" for m in summary.models}))
     title = f"{summary.evalset.name}, run {summary.run.id} ({backends})"
     con.print(render.results_table(list(summary.models), title=title, width=con.width))
     for line in render.notes(summary):
@@ -209,7 +220,7 @@ def runs(db: Path | None, limit: int) -> None:
                 record.created_at.replace("T", " ")[:19],
                 record.evalset_name,
                 record.backend,
-                ", ".join(record.models),
+                ", ".join(short_name(model) for model in record.models),
                 str(answered + failed),
                 record.status,
             )
