@@ -96,14 +96,19 @@ class _Column:
     header: str
     cell: Callable[[ModelSummary], str]
 
+    @property
+    def stacked(self) -> str:
+        """The header on two lines ("Content" over "F1"), for a narrow table."""
+        return self.header.replace(" ", "\n", 1)
 
-def _columns() -> tuple[_Column, ...]:
+
+def _columns(ci: bool) -> tuple[_Column, ...]:
     """The results columns, most important first: a narrow terminal drops them from the end."""
     return (
         _Column("Valid JSON", lambda m: pct(m.score.valid_json)),
-        _Column("Entity F1", lambda m: num(m.score.as_is.entities.f1)),
+        _Column("Entity F1", lambda m: num(m.score.as_is.entities.f1, ci)),
         _Column("Rel F1", lambda m: num(m.score.as_is.relationships.f1, ci=False)),
-        _Column("Content F1", lambda m: num(m.score.content.entities.f1)),
+        _Column("Content F1", lambda m: num(m.score.content.entities.f1, ci)),
         _Column("tok/s", lambda m: rate(m.speed.decode_tokens_per_s)),
         _Column("Recall", lambda m: num(m.score.as_is.entities.recall, ci=False)),
         _Column("Schema", lambda m: pct(m.score.schema_valid)),
@@ -113,41 +118,47 @@ def _columns() -> tuple[_Column, ...]:
     )
 
 
-CAPTION = (
-    "F1 with 95% bootstrap intervals. Content F1: scored on what could be recovered from the reply. "
-    "Pre-JSON: share of output spent before any JSON (thinking, preamble)."
-)
+CORE_COLUMNS = 4
+"""Valid JSON, Entity F1, Rel F1 and Content F1: below this many, the intervals go before a column."""
 
 
 def results_table(summaries: list[ModelSummary], title: str | None = None, width: int | None = None) -> Table:
     """The motivating case's table (DESIGN.md) plus schema-valid, content F1, latency and thinking.
 
-    Within ``width`` columns (default: no limit) the least important columns are left out rather than
-    any cell cut short: a model name is always shown whole. A model with no scored reply is a row that
-    says it failed, with its error classes and counts, and no figures."""
-    columns = list(_columns())
-    while True:
-        table = _results_table(summaries, title, columns, dropped=len(_columns()) - len(columns))
-        if width is None or not columns or _natural_width(table) <= width:
-            return table
-        columns.pop()
+    Within ``width`` columns (default: no limit) the least important columns are left out, and then
+    the intervals, rather than any cell cut short: a model name is always shown whole. A model with no
+    scored reply is a row that says it failed, with its error classes and counts, and no figures."""
+    for ci in (True, False):
+        columns = list(_columns(ci))
+        while True:
+            table = _results_table(summaries, title, columns, ci)
+            if width is None or _natural_width(table) <= width:
+                return table
+            if len(columns) <= (CORE_COLUMNS if ci else 0):
+                break
+            columns.pop()
+    return table
 
 
 def _results_table(
-    summaries: list[ModelSummary], title: str | None, columns: list[_Column], dropped: int
+    summaries: list[ModelSummary], title: str | None, columns: list[_Column], ci: bool
 ) -> Table:
     from rich.table import Table
 
-    caption = CAPTION
-    if dropped:
-        hidden = ", ".join(c.header for c in _columns()[-dropped:])
-        caption += f" Not shown at this width: {hidden} (see report.html)."
+    caption = "F1 with 95% bootstrap intervals. " if ci else "F1 without its interval at this width. "
+    caption += (
+        "Content F1: scored on what could be recovered from the reply. "
+        "Pre-JSON: share of output spent before any JSON (thinking, preamble)."
+    )
+    hidden = [c.header for c in _columns(ci)[len(columns) :]]
+    if hidden:
+        caption += f" Not shown at this width: {', '.join(hidden)} (see report.html)."
     table = Table(
         title=title, title_justify="left", header_style="bold", caption=caption, caption_justify="left"
     )
     table.add_column("Model", justify="left", no_wrap=True)
     for column in columns:
-        table.add_column(column.header, justify="right", no_wrap=True)
+        table.add_column(column.header if ci else column.stacked, justify="right", no_wrap=True)
     for m in summaries:
         if m.failure is not None:
             why = f"failed: {m.error_counts}" if m.error_kinds else "failed: no reply"
