@@ -662,9 +662,10 @@ _METRIC_SOURCE: dict[str, tuple[str, str, str]] = {
 def close_call(
     name: RankingName, entries: Sequence[Entry], by_name: Mapping[str, ModelSummary], seed: int = 0
 ) -> CloseCall | None:
-    """The top two eligible models on the main metric, when the paired bootstrap interval of their
-    difference includes zero; None when it excludes zero (the order is real) or there is no pair."""
-    eligible = [e for e in entries if not e.excluded][:2]
+    """The top two models that could win, on the main metric, when the paired bootstrap interval of
+    their difference includes zero; None when it excludes zero (the order is real) or there is no such
+    pair (two models that both found nothing are not a close call: neither can win)."""
+    eligible = [e for e in entries if e.can_win][:2]
     if len(eligible) < 2:
         return None
     metric = MAIN_METRIC[name]

@@ -573,6 +573,7 @@ def test_no_winner_when_no_candidate_found_anything(summary: RunSummary):
     for ranking in (selection.trainable, selection.deploy_now):
         assert ranking.winner is None
         assert ranking.entries[0].score == 0.0 and not ranking.entries[0].excluded  # ranked, cannot win
+        assert ranking.close_call is None  # two models that found nothing are no close call
         assert ranking.no_winner is not None
         assert ranking.no_winner.startswith("no winner: no candidate has a score above zero on the task")
     # a model whose only score is format (valid, empty answers) does not win either
