@@ -53,7 +53,11 @@ def run(
     on_event: EventCallback | None = None,
     on_pull: Callable[[str], Callable[[Any], None]] | None = None,
 ) -> RunSummary:
-    """Benchmark ``models`` on an eval set and return the scored run (stored in the run store)."""
+    """Benchmark ``models`` on an eval set and return the scored run (stored in the run store).
+
+    Numeric options are checked first (benchsel.bounds): a value out of range is a UsageError naming
+    the CLI option. A model none of whose replies could be scored is in ``summary.failed_models``
+    with no score; ``summary.nothing_scored`` says the whole run produced nothing to score."""
     from benchsel.backends.select import make_backend
 
     check_run_options(
