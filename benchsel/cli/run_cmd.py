@@ -37,6 +37,10 @@ class ProgressPrinter:
                 self.tokens[model] = (0, 0.0)
             case runner.ModelLoaded(model=model, load_s=load_s):
                 self.progress.console.print(f"  {model}: loaded in {load_s:.1f} s")
+            case runner.ModelWarmed(model=model, cold_prefill=cold) if cold and cold.tokens_per_s:
+                self.progress.console.print(
+                    f"  {model}: prompt prefix cached, cold prefill {cold.tokens_per_s:.0f} tok/s"
+                )
             case runner.ReplyStored(model=model, reply=reply):
                 tokens, seconds = self.tokens.get(model, (0, 0.0))
                 if reply is not None and reply.eval_duration_ns:
@@ -85,7 +89,13 @@ class ProgressPrinter:
     help="Thinking for capable models (auto: the model's default).",
 )
 @click.option("--repeats", default=1, show_default=True, help="Times each case is sent.")
-@click.option("-j", "--concurrency", default=1, show_default=True, help="Concurrent requests per model.")
+@click.option(
+    "-j",
+    "--concurrency",
+    default="1",
+    show_default=True,
+    help="Concurrent requests per model, also the embedded engine's slots; 'auto' picks for the hardware.",
+)
 @click.option("--timeout", "timeout_s", default=300.0, show_default=True, help="Seconds per request.")
 @click.option("--retries", default=3, show_default=True, help="Retries for transport failures only.")
 @click.option("--num-ctx", type=int, help="Context length (default: the eval set's).")
@@ -93,7 +103,15 @@ class ProgressPrinter:
 @click.option("--temperature", type=float, help="Sampling temperature (default: the eval set's, 0).")
 @click.option("--seed", type=int, help="Sampling seed (default: the eval set's).")
 @click.option("--limit", type=int, help="Only the first N cases (a quick look).")
-@click.option("--threads", type=int, help="CPU threads for the embedded engine.")
+@click.option(
+    "--threads", type=int, help="CPU threads for the embedded engine (default: one per physical core)."
+)
+@click.option(
+    "--no-prompt-cache",
+    "no_prompt_cache",
+    is_flag=True,
+    help="Prefill every case's whole prompt (default: the shared system prompt is cached once per model).",
+)
 @click.option("--fresh", is_flag=True, help="Ignore stored replies and send everything again.")
 @click.option("--pull", is_flag=True, help="Pull models Ollama does not have yet.")
 @render.db_option
@@ -118,6 +136,7 @@ def run(**kwargs: Any) -> None:
     out: Path = kwargs.pop("out")
     no_report: bool = kwargs.pop("no_report")
     kwargs["format"] = kwargs.pop("format_")
+    kwargs["prompt_cache"] = not kwargs.pop("no_prompt_cache")
     con = render.console()
     columns = (
         TextColumn("{task.description}"),
@@ -134,10 +153,23 @@ def run(**kwargs: Any) -> None:
     con.print(render.results_table(list(summary.models), title=title))
     for line in render.notes(summary):
         con.print(f"[yellow]note[/] {line}")
+    for line in speed_notes(summary):
+        con.print(f"[yellow]note[/] {line}")
     if not no_report:
         for path in _write_report(summary, out):
             con.print(f"report: {path}")
     con.print(f"run id: [bold]{summary.run.id}[/]  (next: benchsel select {summary.run.id} --vram 8GiB)")
+
+
+def speed_notes(summary: Any) -> list[str]:
+    """The prompt-cache setting, and each model whose speed was measured under CPU contention."""
+    from benchsel.prefix_cache import describe_setting
+
+    lines = [describe_setting(summary.run.options, summary.run.backend)]
+    for m in summary.models:
+        if m.speed.contended:
+            lines.append(f"{m.name}: speed measured under CPU contention ({m.speed.contention.reason})")
+    return lines
 
 
 def _write_report(summary: Any, out: Path) -> list[Path]:
