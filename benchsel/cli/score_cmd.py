@@ -34,7 +34,7 @@ def score(evalset: str, predictions: Path, json_out: Path | None, strict: bool, 
     """
     from benchsel.backends.base import Reply
     from benchsel.evalset import load_evalset
-    from benchsel.scoring.export import score_to_dict
+    from benchsel.scoring.export import write_metrics
     from benchsel.scoring.predictions import load_predictions
     from benchsel.store import StoredResult
     from benchsel.summary import summarize_model
@@ -51,8 +51,7 @@ def score(evalset: str, predictions: Path, json_out: Path | None, strict: bool, 
     if missing:
         con.print(f"[yellow]note[/] {missing} cases of {loaded.name} have no prediction (not scored)")
     if json_out:
-        json_out.parent.mkdir(parents=True, exist_ok=True)
-        json_out.write_text(json.dumps(score_to_dict(summary.score), indent=2))
+        write_metrics(summary.score, json_out)
         con.print(f"metrics: {json_out}")
 
 
