@@ -159,7 +159,7 @@ def prime(
     prompt: Prompt,
     options: RequestOptions,
     concurrency: int,
-    retry: Callable[[Callable[[ColdPrefill]], ColdPrefill], ColdPrefill] | None = None,
+    retry: Callable[[Callable[[], ColdPrefill]], ColdPrefill] | None = None,
 ) -> PrimedBackend:
     """A backend for ``model``'s cases whose slots hold the eval set's prompt prefix, cold-timed.
     ``retry`` wraps the warm-up (the runner's retries for transport faults). A warm-up that still
@@ -168,7 +168,10 @@ def prime(
         backend, model, prompt.messages(""), options, _slots_of(backend, model), concurrency
     )
     try:
-        (retry or (lambda call: call()))(primed.prime)
+        if retry is None:
+            primed.prime()
+        else:
+            retry(primed.prime)
     except (TransportError, RequestRejected):
         primed.unprimed()
     return primed
