@@ -54,10 +54,10 @@ def effective_prompt_cache(backend: Backend, requested: bool) -> bool:
 
 def describe_setting(options: dict[str, Any], backend: str) -> str:
     """One line for reports: the prompt-cache setting a run was made with."""
-    if "prompt_cache" not in options:
-        return "prompt cache: off (run made before the setting was recorded)"
     if backend == "ollama":
         return "prompt cache: on (Ollama always reuses a cached prefix; it cannot be turned off)"
+    if "prompt_cache" not in options:
+        return "prompt cache: off (run made before the setting was recorded)"
     if options["prompt_cache"]:
         return "prompt cache: on (the system prompt is prefilled once per model and slot, then reused)"
     return "prompt cache: off (--no-prompt-cache: every case prefills its whole prompt)"

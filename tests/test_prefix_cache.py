@@ -119,6 +119,8 @@ def test_ollama_cannot_turn_the_cache_off_and_the_setting_is_described() -> None
     assert "cannot be turned off" in describe_setting({"prompt_cache": True}, "ollama")
     assert describe_setting({"prompt_cache": False}, "llamacpp").startswith("prompt cache: off")
     assert describe_setting({"prompt_cache": True}, "llamacpp").startswith("prompt cache: on")
+    assert "before the setting was recorded" in describe_setting({}, "openai")
+    assert describe_setting({}, "ollama").startswith("prompt cache: on")
 
 
 def test_the_cache_setting_is_part_of_the_cache_key(evalset: EvalSet) -> None:
