@@ -11,6 +11,10 @@ throughput scales with -j.
 Rounds alternate the order of the sides; each ratio is the median of the rounds' ratios.
 
     python benchmarks/bench_runner.py [--cases 24] [--num-predict 256] [--rounds 3] [--threads 2]
+
+With the defaults it takes about 15 minutes on 2 cores; run it on a quiet machine (it records the CPU
+other processes used meanwhile beside the figures). A smoke run: --cases 2 --num-predict 8 --rounds 1
+--skip-concurrency --no-docs.
 """
 
 from __future__ import annotations
