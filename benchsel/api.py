@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +38,7 @@ def run(
     format: FormatMode = "none",
     think: ThinkMode = "auto",
     repeats: int = 1,
-    concurrency: int = 1,
+    concurrency: int | str = 1,
     timeout_s: float = 300.0,
     retries: int = 3,
     num_ctx: int | None = None,
@@ -48,6 +49,7 @@ def run(
     fresh: bool = False,
     pull: bool = False,
     threads: int | None = None,
+    prompt_cache: bool = True,
     lora: str | Path | None = None,
     db: str | Path | None = None,
     on_event: EventCallback | None = None,
@@ -55,10 +57,15 @@ def run(
 ) -> RunSummary:
     """Benchmark ``models`` on an eval set and return the scored run (stored in the run store).
 
+    ``concurrency`` is a number or 'auto' (benchsel.slots); ``prompt_cache=False`` prefills every
+    case's whole prompt (benchsel.prefix_cache).
+
     Numeric options are checked first (benchsel.bounds): a value out of range is a UsageError naming
     the CLI option. A model none of whose replies could be scored is in ``summary.failed_models``
     with no score; ``summary.nothing_scored`` says the whole run produced nothing to score."""
     from benchsel.backends.select import make_backend
+    from benchsel.prefix_cache import effective_prompt_cache
+    from benchsel.slots import AUTO, auto_backend_concurrency, auto_engine_slots, parse_concurrency
 
     check_run_options(
         timeout_s=timeout_s,
@@ -67,12 +74,18 @@ def run(
         num_predict=num_predict,
         num_ctx=num_ctx,
         threads=threads,
-        concurrency=concurrency,
+        concurrency=None if isinstance(concurrency, str) else concurrency,
         repeats=repeats,
         retries=retries,
     )
     loaded = evalset if isinstance(evalset, EvalSet) else load_evalset(evalset)
     defaults = loaded.manifest.defaults
+    jobs = parse_concurrency(concurrency)
+    model_names = parse_models(models)
+    requests = len(loaded.cases[:limit] if limit else loaded.cases) * repeats
+    engine: dict[str, Any] = {}
+    if jobs == AUTO:
+        jobs, engine["concurrency"] = auto_engine_slots(requests)
     options = RequestOptions(
         temperature=defaults.temperature if temperature is None else temperature,
         seed=defaults.seed if seed is None else seed,
@@ -82,28 +95,34 @@ def run(
         think=think,
         timeout_s=timeout_s,
     )
-    spec = RunSpec(
-        models=parse_models(models),
-        evalset=loaded,
-        options=options,
-        repeats=repeats,
-        concurrency=concurrency,
-        retries=retries,
-        fresh=fresh,
-        limit=limit,
-    )
     chosen = make_backend(
         backend,
         host=host,
         base_url=base_url,
         threads=threads,
-        slots=concurrency,
+        slots=int(jobs),
         lora=Path(lora) if lora is not None else None,
     )
     with Store(db) as store, contextlib.closing(chosen):
         if pull:
-            _pull_missing(chosen, spec.models, on_pull)
-        record = run_spec(spec, chosen, store, on_event=on_event, host=_host_of(chosen), hardware=_hardware())
+            _pull_missing(chosen, model_names, on_pull)
+        if "concurrency" in engine and chosen.name != "llamacpp":
+            jobs, engine["concurrency"] = auto_backend_concurrency(chosen, model_names[0], requests)
+        if chosen.name == "llamacpp":
+            engine["threads"] = getattr(chosen, "engine_threads", None)
+            engine["threads_reason"] = getattr(chosen, "threads_reason", "")
+        spec = RunSpec(
+            models=model_names,
+            evalset=loaded,
+            options=replace(options, prompt_cache=effective_prompt_cache(chosen, prompt_cache)),
+            repeats=repeats,
+            concurrency=int(jobs),
+            retries=retries,
+            fresh=fresh,
+            limit=limit,
+        )
+        hardware = {**_hardware(), **({"engine": engine} if engine else {})}
+        record = run_spec(spec, chosen, store, on_event=on_event, host=_host_of(chosen), hardware=hardware)
         return summarize_run(store, record.id, evalset=loaded)
 
 

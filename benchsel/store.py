@@ -18,7 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from benchsel.backends.base import Memory, ModelSnapshot, Reply
+from benchsel.contention import Contention
 from benchsel.errors import StoreError, UsageError
+from benchsel.prefix_cache import ColdPrefill
 
 DEFAULT_DB = Path("reports") / "benchsel.sqlite"
 
@@ -56,6 +58,8 @@ class StoredModel:
     snapshot: ModelSnapshot
     load_s: float | None
     memory: Memory | None
+    cold_prefill: ColdPrefill | None = None
+    contention: Contention | None = None
 
 
 @dataclass(frozen=True)
@@ -148,9 +152,16 @@ def _m002_run_hardware(db: sqlite3.Connection) -> None:
     db.execute("ALTER TABLE runs ADD COLUMN hardware_json TEXT NOT NULL DEFAULT '{}'")
 
 
+def _m004_model_speed(db: sqlite3.Connection) -> None:
+    # per model: the cold prefill of the warm-up prompt, and the CPU other processes used meanwhile
+    db.execute("ALTER TABLE models ADD COLUMN cold_prefill_json TEXT")
+    db.execute("ALTER TABLE models ADD COLUMN contention_json TEXT")
+
+
 MIGRATIONS: list[tuple[str, Callable[[sqlite3.Connection], None]]] = [
     ("001_initial", _m001_initial),
     ("002_run_hardware", _m002_run_hardware),
+    ("004_model_speed", _m004_model_speed),
 ]
 
 _REPLY_COLUMNS = (
@@ -314,6 +325,27 @@ class Store:
                 ),
             )
 
+    def save_model_speed(
+        self,
+        run_id: str,
+        name: str,
+        *,
+        cold_prefill: ColdPrefill | None = None,
+        contention: Contention | None = None,
+    ) -> None:
+        """Record a model's cold prefill and the contention during its run (each kept when not given)."""
+        with self._tx() as db:
+            db.execute(
+                "UPDATE models SET cold_prefill_json = COALESCE(?, cold_prefill_json),"
+                " contention_json = COALESCE(?, contention_json) WHERE run_id = ? AND name = ?",
+                (
+                    json.dumps(asdict(cold_prefill)) if cold_prefill else None,
+                    json.dumps(asdict(contention)) if contention else None,
+                    run_id,
+                    name,
+                ),
+            )
+
     def models(self, run_id: str) -> list[StoredModel]:
         rows = self._db.execute("SELECT * FROM models WHERE run_id = ? ORDER BY rowid", (run_id,)).fetchall()
         return [_model(row) for row in rows]
@@ -417,6 +449,10 @@ def _model(row: sqlite3.Row) -> StoredModel:
         snapshot=ModelSnapshot(**data),
         load_s=row["load_s"],
         memory=Memory(**memory) if memory else None,
+        cold_prefill=ColdPrefill(**json.loads(row["cold_prefill_json"]))
+        if row["cold_prefill_json"]
+        else None,
+        contention=Contention(**json.loads(row["contention_json"])) if row["contention_json"] else None,
     )
 
 

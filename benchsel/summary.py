@@ -10,8 +10,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from benchsel.backends.base import Memory, ModelSnapshot
+from benchsel.contention import Contention
 from benchsel.errors import UsageError
 from benchsel.evalset import EvalSet, load_evalset
+from benchsel.prefix_cache import ColdPrefill
 from benchsel.scoring.scorecard import ModelScore, ReplyInput, score
 from benchsel.scoring.speed import SpeedStats, speed_stats
 from benchsel.store import RunRecord, Store, StoredResult
@@ -118,6 +120,8 @@ def summarize_model(
     memory: Memory | None = None,
     strict: bool = False,
     seed: int = 0,
+    cold_prefill: ColdPrefill | None = None,
+    contention: Contention | None = None,
 ) -> ModelSummary:
     inputs = [
         ReplyInput(
@@ -137,7 +141,11 @@ def summarize_model(
         load_s=load_s,
         memory=memory,
         score=score(evalset, inputs, strict=strict, seed=seed),
-        speed=speed_stats(replies),
+        speed=replace(
+            speed_stats(replies),
+            cold_prefill_tokens_per_s=cold_prefill.tokens_per_s if cold_prefill else None,
+            contention=contention,
+        ),
         results=tuple(results),
         error_kinds=dict(Counter(r.error_kind for r in results if r.error_kind)),
         label=short_name(name),
@@ -202,6 +210,8 @@ def summarize_run(
                 memory=model.memory if model else None,
                 strict=strict,
                 seed=seed,
+                cold_prefill=model.cold_prefill if model else None,
+                contention=model.contention if model else None,
             )
         )
     stored_cases = {r.case_id for m in models for r in m.results}

@@ -9,7 +9,9 @@ from pathlib import Path
 import pytest
 
 from benchsel.backends.base import Memory, ModelSnapshot, Reply
+from benchsel.contention import Contention
 from benchsel.errors import StoreError, UsageError
+from benchsel.prefix_cache import ColdPrefill
 from benchsel.store import MIGRATIONS, RunRecord, Store, StoredResult
 
 
@@ -49,6 +51,7 @@ def test_migrations_are_recorded_in_order_and_pin_the_schema(store: Store) -> No
     ]  # fmt: skip
     assert columns(store.path, "models") == [
         "run_id", "name", "backend", "digest", "snapshot_json", "load_s", "memory_json",
+        "cold_prefill_json", "contention_json",
     ]  # fmt: skip
     assert columns(store.path, "results") == [
         "id", "run_id", "model", "case_id", "repeat", "cache_key", "content", "thinking", "done_reason",
@@ -75,7 +78,7 @@ def test_an_old_store_is_migrated_forward(tmp_path: Path) -> None:
         MIGRATIONS[0][1](db)
         db.execute("INSERT INTO _migrations VALUES ('001_initial', 'then')")
     store = Store(path)
-    assert store.applied_migrations() == ["001_initial", "002_run_hardware"]
+    assert store.applied_migrations() == [name for name, _ in MIGRATIONS]
     assert "hardware_json" in columns(path, "runs")
 
 
@@ -108,6 +111,19 @@ def test_model_snapshots_round_trip_and_keep_earlier_figures(store: Store) -> No
     assert model.snapshot == snapshot
     assert model.load_s == 2.5  # not erased by the later save
     assert model.memory == Memory(5_000, 4_000, "ollama /api/ps")
+
+
+def test_cold_prefill_and_contention_round_trip_and_keep_each_other(store: Store) -> None:
+    store.create_run(record("r1"))
+    store.save_model("r1", ModelSnapshot(name="m", backend="llamacpp", digest="d"))
+    assert store.models("r1")[0].cold_prefill is None
+    store.save_model_speed("r1", "m", cold_prefill=ColdPrefill(430, 1_500_000_000))
+    contention = Contention(True, 12.0, 3.0, 2, 2, True, "busy")
+    store.save_model_speed("r1", "m", contention=contention)
+    [model] = store.models("r1")
+    assert model.cold_prefill == ColdPrefill(430, 1_500_000_000)  # not erased by the later save
+    assert model.contention == contention
+    assert model.contention.other_cores == 0.25
 
 
 def test_results_keep_every_field_and_the_newest_answer_per_case(store: Store) -> None:

@@ -49,20 +49,26 @@ class Bounded(click.ParamType):
     """A numeric option checked against benchsel.bounds: out of range is one "Error: ..." line
     (a benchsel UsageError, exit 2), the same line the library call gives."""
 
-    def __init__(self, key: str) -> None:
+    def __init__(self, key: str, words: tuple[str, ...] = ()) -> None:
         from benchsel.bounds import RUN_BOUNDS
 
         self.bound = RUN_BOUNDS[key]
+        self.words = words  # values taken as they are, such as -j auto
         self.name = "integer" if self.bound.integer else "float"
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
         from benchsel.errors import UsageError
 
+        if isinstance(value, str) and value.strip().lower() in self.words:
+            return value.strip().lower()
         if isinstance(value, str):
             try:
                 value = int(value) if self.bound.integer else float(value)
             except ValueError:
-                raise UsageError(f"{self.bound.option} {value!r}: must be {self.bound.describe()}") from None
+                also = "".join(f" or '{word}'" for word in self.words)
+                raise UsageError(
+                    f"{self.bound.option} {value!r}: must be {self.bound.describe()}{also}"
+                ) from None
         self.bound.check(value)
         return value
 

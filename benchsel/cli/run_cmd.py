@@ -50,6 +50,11 @@ class ProgressPrinter:
                 self.tokens[model] = (0, 0.0)
             case runner.ModelLoaded(model=model, load_s=load_s):
                 self.progress.console.print(f"  {escape(short_name(model))}: loaded in {load_s:.1f} s")
+            case runner.ModelWarmed(model=model, cold_prefill=cold) if cold and cold.tokens_per_s:
+                self.progress.console.print(
+                    f"  {escape(short_name(model))}: prompt prefix cached, "
+                    f"cold prefill {cold.tokens_per_s:.0f} tok/s"
+                )
             case runner.ReplyStored(model=model, reply=reply):
                 tokens, seconds = self.tokens.get(model, (0, 0.0))
                 if reply is not None and reply.eval_duration_ns:
@@ -107,10 +112,10 @@ class ProgressPrinter:
 @click.option(
     "-j",
     "--concurrency",
-    type=render.Bounded("concurrency"),
-    default=1,
+    type=render.Bounded("concurrency", words=("auto",)),
+    default="1",
     show_default=True,
-    help="Concurrent requests per model.",
+    help="Concurrent requests per model, also the embedded engine's slots; 'auto' picks for the hardware.",
 )
 @click.option(
     "--timeout",
@@ -151,7 +156,17 @@ class ProgressPrinter:
 @click.option(
     "--limit", type=render.Bounded("limit"), help="Only the first N cases (a quick look; at least 1)."
 )
-@click.option("--threads", type=render.Bounded("threads"), help="CPU threads for the embedded engine.")
+@click.option(
+    "--threads",
+    type=render.Bounded("threads"),
+    help="CPU threads for the embedded engine (default: one per physical core).",
+)
+@click.option(
+    "--no-prompt-cache",
+    "no_prompt_cache",
+    is_flag=True,
+    help="Prefill every case's whole prompt (default: the shared system prompt is cached once per model).",
+)
 @click.option("--fresh", is_flag=True, help="Ignore stored replies and send everything again.")
 @click.option("--pull", is_flag=True, help="Pull models Ollama does not have yet.")
 @render.db_option
@@ -183,6 +198,7 @@ def run(**kwargs: Any) -> None:
     out: Path = kwargs.pop("out")
     no_report: bool = kwargs.pop("no_report")
     kwargs["format"] = kwargs.pop("format_")
+    kwargs["prompt_cache"] = not kwargs.pop("no_prompt_cache")
     con = render.console()
     columns = (
         TextColumn("{task.description}"),
@@ -199,6 +215,8 @@ def run(**kwargs: Any) -> None:
     con.print(render.results_table(list(summary.models), title=title, width=con.width))
     for line in render.notes(summary):
         con.print(f"[yellow]note[/] {escape(line)}")
+    for line in speed_notes(summary):
+        con.print(f"[yellow]note[/] {escape(line)}")
     if not no_report:
         for path in _write_report(summary, out):
             con.print(f"report: {path}")
@@ -208,6 +226,18 @@ def run(**kwargs: Any) -> None:
             "read the errors above, fix the cause (the server, --num-ctx, --timeout) and run again"
         )
     con.print(f"run id: [bold]{summary.run.id}[/]  (next: benchsel select {summary.run.id} --vram 8GiB)")
+
+
+def speed_notes(summary: Any) -> list[str]:
+    """The prompt-cache setting, and each model whose speed was measured under CPU contention."""
+    from benchsel.prefix_cache import describe_setting
+
+    lines = [describe_setting(summary.run.options, summary.run.backend)]
+    for m in summary.models:
+        if m.speed.contended:
+            reason = m.speed.contention.reason
+            lines.append(f"{m.display_name}: speed measured under CPU contention ({reason})")
+    return lines
 
 
 def _write_report(summary: Any, out: Path) -> list[Path]:

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from benchsel.evalset import DIFFICULTIES, Case
+from benchsel.prefix_cache import describe_setting
 from benchsel.scoring.metrics import Estimate
 from benchsel.summary import ModelSummary, RunSummary
 
@@ -249,6 +250,7 @@ def metadata_rows(summary: RunSummary) -> list[tuple[str, str]]:
         ("Eval set hash", run.evalset_hash),
         ("Repeats", str(run.repeats)),
         ("Options", _json(run.options)),
+        ("Prompt cache", describe_setting(run.options, run.backend)),
         ("Hardware", _json(run.hardware) if run.hardware else NA),
     ]
     for m in summary.models:
@@ -260,6 +262,9 @@ def metadata_rows(summary: RunSummary) -> list[tuple[str, str]]:
                 snap.quantization,
                 snap.family,
                 m.load_s is not None and f"load {m.load_s:.1f} s",
+                m.speed.cold_prefill_tokens_per_s
+                and f"cold prefill {m.speed.cold_prefill_tokens_per_s:.0f} tok/s",
+                m.speed.contention and m.speed.contention.reason,
             )
             if part
         )
