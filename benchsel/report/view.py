@@ -214,6 +214,7 @@ def thinking_notes(summary: RunSummary) -> list[str]:
             parts.append(f"transport errors not scored: {kinds}")
         if parts:
             notes.append(f"{m.name}: " + "; ".join(parts) + ".")
+        notes += [f"{note}." for note in (m.host_note(),) if note]  # a multi-host run moved it
     return notes
 
 
@@ -242,6 +243,7 @@ def metadata_rows(summary: RunSummary) -> list[tuple[str, str]]:
         detail = ", ".join(
             part
             for part in (
+                m.host and f"on {m.host}",
                 snap.digest and f"digest {snap.digest[:19]}",
                 snap.quantization,
                 snap.family,
