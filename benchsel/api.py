@@ -31,7 +31,10 @@ def run(
     *,
     evalset: str | Path | EvalSet = DEFAULT_EVALSET,
     backend: str = "auto",
-    host: str | None = None,
+    host: str | Sequence[str] | None = None,
+    hosts_file: str | Path | None = None,
+    ray: str | None = None,
+    ray_gpus: float = 0.0,
     base_url: str | None = None,
     format: FormatMode = "none",
     think: ThinkMode = "auto",
@@ -52,7 +55,10 @@ def run(
     on_event: EventCallback | None = None,
     on_pull: Callable[[str], Callable[[Any], None]] | None = None,
 ) -> RunSummary:
-    """Benchmark ``models`` on an eval set and return the scored run (stored in the run store)."""
+    """Benchmark ``models`` on an eval set and return the scored run (stored in the run store).
+
+    Several ``host`` values (or a ``hosts_file``) spread the models over those servers; ``ray`` (an
+    address, 'auto' or 'local') runs each model as a task on a Ray cluster."""
     from benchsel.backends.select import make_backend
 
     loaded = evalset if isinstance(evalset, EvalSet) else load_evalset(evalset)
@@ -78,9 +84,18 @@ def run(
         fresh=fresh,
         limit=limit,
     )
+    hosts = [host] if isinstance(host, str) else list(host or ())
+    if ray is not None or hosts_file is not None or len(hosts) > 1:
+        if pull:
+            raise UsageError("--pull works with one host - run `ollama pull MODEL` on each host first")
+        with Store(db) as store:
+            record = _run_spread(
+                spec, store, hosts, hosts_file, ray, ray_gpus, backend, threads, lora, on_event
+            )
+            return summarize_run(store, record.id, evalset=loaded)
     chosen = make_backend(
         backend,
-        host=host,
+        host=hosts[0] if hosts else None,
         base_url=base_url,
         threads=threads,
         slots=concurrency,
@@ -91,6 +106,40 @@ def run(
             _pull_missing(chosen, spec.models, on_pull)
         record = run_spec(spec, chosen, store, on_event=on_event, host=_host_of(chosen), hardware=_hardware())
         return summarize_run(store, record.id, evalset=loaded)
+
+
+def _run_spread(
+    spec: RunSpec,
+    store: Store,
+    hosts: list[str],
+    hosts_file: str | Path | None,
+    ray: str | None,
+    ray_gpus: float,
+    backend: str,
+    threads: int | None,
+    lora: str | Path | None,
+    on_event: EventCallback | None,
+) -> Any:
+    """A run over several hosts, or on a Ray cluster."""
+    if ray is not None:
+        from benchsel.raymode import EngineChoice, NodeResources, run_on_ray
+
+        engine = EngineChoice(backend, threads, str(lora) if lora is not None else None)
+        return run_on_ray(
+            spec,
+            store,
+            address=ray,
+            engine=engine,
+            resources=NodeResources(num_gpus=ray_gpus),
+            on_event=on_event,
+            hardware=_hardware(),
+        )
+    from benchsel.hosts import load_hosts_file, parse_host
+    from benchsel.multihost import run_on_hosts
+
+    specs = [parse_host(text, backend) for text in hosts]
+    specs += load_hosts_file(hosts_file) if hosts_file is not None else []
+    return run_on_hosts(spec, specs, store, on_event=on_event, hardware=_hardware())
 
 
 def _pull_missing(

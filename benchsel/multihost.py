@@ -59,8 +59,8 @@ class HostView:
 
 
 @dataclass(frozen=True)
-class _Named:
-    """What the run record needs of "the backend" of a run spread over several."""
+class BackendNames:
+    """What the run record needs of "the backend" of a run spread over several: their names."""
 
     name: str
 
@@ -129,7 +129,7 @@ class _Coordinator:
         kinds = "+".join(sorted({host.backend for host in self.hosts}))
         record, resumed = runner.open_run(
             self.spec,
-            cast(Backend, _Named(kinds)),
+            cast(Backend, BackendNames(kinds)),
             self.store,
             ", ".join(host.name for host in self.hosts),
             self.hardware,
@@ -163,9 +163,10 @@ class _Coordinator:
                     inventory[host.name][model] = self.backends[host.name].describe(model)
                 except ModelNotFound:
                     continue
-                except (BackendUnavailable, TransportError) as exc:
+                except (BackendUnavailable, TransportError):
                     raise UsageError(
-                        f"host {host.name} ({host.url}) does not answer: {exc} - start it, or leave it out"
+                        f"host {host.name} ({host.url}) does not answer - start its server, "
+                        f"or leave host {host.name} out of the run"
                     ) from None
         return inventory
 

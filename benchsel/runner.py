@@ -389,3 +389,4 @@ def _request(
 # (benchsel.multihost, benchsel.raymode) drive these per (model, host).
 run_model = _run_model
 open_run = _open_run
+plan_model = _plan

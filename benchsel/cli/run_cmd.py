@@ -25,6 +25,7 @@ class ProgressPrinter:
 
     def __call__(self, event: Event) -> None:
         from benchsel import runner
+        from benchsel.multihost import HostFailed
 
         match event:
             case runner.RunStarted(run=run, resumed=resumed):
@@ -50,6 +51,11 @@ class ProgressPrinter:
                 self.progress.update(self.tasks[model], advance=1, tps="  ".join(p for p in parts if p))
             case runner.Retrying(model=model, case_id=case_id, attempt=attempt, error=error):
                 self.progress.console.print(f"  [yellow]retry {attempt}[/] {model} {case_id}: {error}")
+            case HostFailed(host=host, model=model, error=error, moved_to=moved_to):
+                where = f"its cases move to {moved_to}" if moved_to else "no other host has it"
+                self.progress.console.print(
+                    f"  [red]host {host} failed[/] running {model} ({error}); {where}"
+                )
             case _:
                 pass
 
@@ -68,7 +74,22 @@ class ProgressPrinter:
 @click.option(
     "--evalset", "-e", default="extraction-v1", show_default=True, help="Bundled eval set name or directory."
 )
-@render.backend_options
+@render.backend_options(several_hosts=True)
+@click.option(
+    "--hosts",
+    "hosts_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="A hosts.toml of [[host]] tables (name, url, backend, gpu_memory): one run over all of them.",
+)
+@click.option(
+    "--ray",
+    is_flag=False,
+    flag_value="auto",
+    default=None,
+    metavar="[ADDRESS]",
+    help="Run each model as a Ray task (default: the cluster this machine joined; 'local': a new one).",
+)
+@click.option("--ray-gpus", type=float, default=0.0, show_default=True, help="GPUs each Ray task needs.")
 @click.option(
     "--format",
     "format_",
@@ -110,6 +131,8 @@ def run(**kwargs: Any) -> None:
       benchsel run --models gemma3:4b,gemma4:e2b
       benchsel run --models smollm2:135m,gemma3:270m --backend llamacpp --limit 5
       benchsel run --models my-model --backend openai --base-url http://127.0.0.1:8080/v1
+      benchsel run --models gemma3:4b,qwen3:4b@gpu2 --host gpu1=http://10.0.0.5:11434 --host gpu2=http://10.0.0.6:11434
+      benchsel run --models gemma3:4b,gemma4:e2b --ray 10.0.0.5:6379
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
