@@ -345,6 +345,11 @@ class MeasuredVram:
     def spilled_to_cpu(self) -> bool:
         return self.size_vram_bytes < self.size_bytes
 
+    @property
+    def on_cpu_only(self) -> bool:
+        """Nothing was on a GPU (llama-server or Ollama on a machine without one): the size is RAM."""
+        return self.size_vram_bytes <= 0
+
 
 @dataclass(frozen=True)
 class VramFigure:
@@ -375,8 +380,27 @@ def estimate_error(estimate: VramEstimate, measured: MeasuredVram) -> float:
 
 
 def vram_figure(estimate: VramEstimate | None, measured: MeasuredVram | None = None) -> VramFigure:
-    """A measured figure beats an estimate; the other is kept for display."""
+    """A figure measured on a GPU beats an estimate; the other is kept for display.
+
+    A figure measured on the CPU is RAM: CPU buffers lack the GPU's margin and scratch, so it is never
+    used as VRAM. The estimate decides and the label says why; without an estimate, the RAM figure plus
+    the default GPU margin stands in, labelled as such."""
     estimated = estimate.total_bytes if estimate is not None else None
+    if measured is not None and measured.on_cpu_only:
+        ram = format_bytes(measured.size_bytes)
+        if estimate is not None:
+            return VramFigure(
+                estimate.total_bytes,
+                f"estimated ({ram} measured in RAM on the CPU, not VRAM)",
+                estimated,
+                None,
+            )
+        return VramFigure(
+            measured.size_bytes + DEFAULT_GPU_MARGIN_BYTES,
+            f"RAM measured on the CPU ({ram}) + {format_bytes(DEFAULT_GPU_MARGIN_BYTES)} margin, no estimate",
+            None,
+            None,
+        )
     if measured is not None:
         return VramFigure(
             measured.size_bytes, f"measured ({measured.source})", estimated, measured.size_bytes

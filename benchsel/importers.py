@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from benchsel.errors import UsageError
-from benchsel.evalset import Case, Entity, Gold, Relationship, bundled_root, check_case, load_evalset
+from benchsel.evalset import Case, Entity, Gold, Relationship, check_case, load_evalset
+from benchsel.labels import LabelInventory, label_inventory, render_prompt, render_schema
 from benchsel.scoring.match import normalize_name, normalize_relation
 
 _NO_SPACE_BEFORE = {
@@ -40,7 +40,7 @@ _NO_SPACE_BEFORE = {
 }
 _NO_SPACE_AFTER = {"(", "[", "{", "$", "#"}
 _QUOTES = {'"', "``", "''"}
-_TEMPLATE_SET = "extraction-v1"
+SKIPPED_SHOWN = 10
 
 
 def detokenize(tokens: list[str]) -> tuple[str, list[tuple[int, int]]]:
@@ -76,6 +76,15 @@ class ImportReport:
     out_dir: Path
     cases: int
     skipped: list[str] = field(default_factory=list)
+    inventory: LabelInventory = field(default_factory=lambda: LabelInventory({}, {}))
+
+
+def skipped_lines(skipped: list[str], shown: int = SKIPPED_SHOWN) -> list[str]:
+    """The first ``shown`` skipped records (id: reason), and how many more there are."""
+    lines = skipped[:shown]
+    if len(skipped) > shown:
+        lines.append(f"... and {len(skipped) - shown} more")
+    return lines
 
 
 def _difficulty(relationships: int, entities: int) -> str:
@@ -260,15 +269,16 @@ def read_records(path: Path) -> list[Mapping[str, Any]]:
 
 
 def write_evalset(cases: list[Case], out_dir: Path, name: str, description: str) -> Path:
-    """Write a complete eval set directory (default prompt and schema from the bundled set)."""
-    if not cases:
-        raise UsageError("nothing to import: no record produced a valid case (see the skipped list)")
+    """Write a complete eval set directory; prompt.md and schema.json are built from the cases'
+    own entity types and relation labels (labels.py), so the model is told what the scorer expects."""
     if (out_dir / "evalset.toml").exists():
         raise UsageError(f"{out_dir} already holds an eval set - choose another OUT_DIR")
     out_dir.mkdir(parents=True, exist_ok=True)
-    template = bundled_root() / _TEMPLATE_SET
-    for part in ("prompt.md", "schema.json"):
-        shutil.copyfile(template / part, out_dir / part)
+    inventory = label_inventory(cases)
+    (out_dir / "prompt.md").write_text(render_prompt(inventory), encoding="utf-8")
+    (out_dir / "schema.json").write_text(
+        json.dumps(render_schema(inventory), indent=2) + "\n", encoding="utf-8"
+    )
     safe_name = re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-") or "imported"
     (out_dir / "evalset.toml").write_text(
         f'name = "{safe_name}"\nversion = "1"\ntask = "extraction"\n'
@@ -292,5 +302,8 @@ def import_file(path: Path, out_dir: Path, fmt: str, fields: FieldMap | None = N
         cases, skipped = from_jsonl_records(records, fields or FieldMap(), prefix=path.stem)
     else:
         raise UsageError(f"unknown import format '{fmt}' - use spert or jsonl")
+    if not cases:
+        reasons = "; ".join(skipped_lines(skipped, 3)) or "the file holds no records"
+        raise UsageError(f"{path}: nothing to import, no record produced a valid case ({reasons})")
     write_evalset(cases, out_dir, out_dir.name, f"imported from {path.name} ({fmt})")
-    return ImportReport(out_dir, len(cases), skipped)
+    return ImportReport(out_dir, len(cases), skipped, label_inventory(cases))

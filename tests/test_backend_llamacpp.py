@@ -126,6 +126,8 @@ def test_load_chat_memory_unload() -> None:
         memory = backend.memory("smollm2:135m")
         assert memory is not None and memory.source == "llama-server log"
         assert memory.size_bytes == server.memory_bytes
+        # a CPU-only engine measures RAM: no VRAM figure (hardware.vram_figure lets the estimate decide)
+        assert memory.vram_bytes_measured == (server.device_memory_bytes or None)
         messages = [{"role": "user", "content": "Name a colour as JSON."}]
         reply = backend.chat("smollm2:135m", messages, options, SCHEMA)
         assert reply.timing_source == "server"

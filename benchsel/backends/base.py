@@ -61,11 +61,32 @@ class ModelSnapshot:
 
 @dataclass(frozen=True)
 class Memory:
-    """Memory a loaded model occupies, as the server reports it (Ollama: /api/ps)."""
+    """Memory a loaded model occupies, as the server reports it (Ollama: /api/ps). ``size_vram_bytes``
+    is the part on a GPU: 0 when the model ran entirely on the CPU, None when the server did not say."""
 
     size_bytes: int
     size_vram_bytes: int | None
     source: str
+
+    def __post_init__(self) -> None:
+        # Runs stored before 0.1.1 recorded a CPU-only llama-server as None; it meant 0 bytes on a GPU.
+        if self.size_vram_bytes is None and self.source == "llama-server log":
+            object.__setattr__(self, "size_vram_bytes", 0)
+
+    @property
+    def vram_bytes_measured(self) -> int | None:
+        """Bytes measured on a GPU; None when the model ran on the CPU (then the figure is RAM)."""
+        if self.size_vram_bytes is None:
+            return self.size_bytes  # the server gave no split: Ollama's /api/ps reports VRAM
+        return self.size_vram_bytes or None
+
+    @property
+    def ram_bytes_measured(self) -> int | None:
+        """Bytes measured in host memory (CPU): the whole size on a CPU-only machine, the spilled part
+        of a partly offloaded model, None when nothing was in RAM or the split is unknown."""
+        if self.size_vram_bytes is None:
+            return None
+        return max(0, self.size_bytes - self.size_vram_bytes) or None
 
 
 @dataclass(frozen=True)

@@ -70,9 +70,8 @@ class LlamaCppBackend:
         if served is None or served.server.memory_bytes is None:
             return None
         server = served.server
-        # A CPU-only engine has no VRAM figure at all (not "0 bytes on the GPU").
-        on_device = server.device_memory_bytes or None
-        return Memory(server.memory_bytes or 0, on_device, source="llama-server log")
+        # 0 bytes on a GPU on a CPU-only engine: the figure is RAM, never used as VRAM (hardware.vram_figure)
+        return Memory(server.memory_bytes or 0, server.device_memory_bytes or 0, source="llama-server log")
 
     def unload(self, model: str) -> None:
         with self._lock:

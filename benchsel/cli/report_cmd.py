@@ -4,10 +4,17 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
 from benchsel.cli.render import db_option
+from benchsel.cli.select_cmd import (
+    CONSTRAINT_FIELDS,
+    constraint_options,
+    constraint_values,
+    given_on_command_line,
+)
 
 _out_option = click.option(
     "--out",
@@ -20,43 +27,59 @@ _out_option = click.option(
 
 @click.command()
 @click.argument("run_id")
-@click.option("--format", "formats", default="md,html", show_default=True, help="md, html or md,html.")
+@click.option(
+    "--format",
+    "formats",
+    default="md,html",
+    show_default=True,
+    help="Files to write, comma-separated: md, html, json, csv (json: metrics with intervals; csv: "
+    "models.csv and cases.csv).",
+)
 @_out_option
 @db_option
 @click.option("--evalset", help="Score against this eval set instead of the run's own.")
-@click.option("--vram", help="GPU memory to deploy on, e.g. 8GiB (without it VRAM is not checked).")
-@click.option("--reserve", default="0", show_default=True, help="Memory kept for models that stay loaded.")
-@click.option("--num-ctx", type=int, default=4096, show_default=True, help="Planned context per request.")
-@click.option("--min-tps", type=float, help="Exclude models decoding slower than this (tokens/s).")
+@constraint_options(
+    "GPU memory to deploy on, e.g. 8GiB (default: the run's selection.json, else not checked)."
+)
+@click.pass_context
 def report(
+    ctx: click.Context,
     run_id: str,
     formats: str,
     out: Path,
     db: Path | None,
     evalset: str | None,
-    vram: str | None,
-    reserve: str,
-    num_ctx: int,
-    min_tps: float | None,
+    weights_file: Path | None,
+    weight_pairs: tuple[str, ...],
+    **options: Any,
 ) -> None:
     """Write reports/RUN_ID/report.md and a self-contained report.html: results with intervals,
-    both selection rankings, plots and a per-case drill-down."""
-    from benchsel.hardware import parse_bytes
+    both selection rankings, plots and a per-case drill-down. RUN_ID may be `latest`.
+
+    The rankings use the run's reports/RUN_ID/selection.json when `benchsel select` wrote one (its
+    constraints and weights); options given here change only what they name.
+
+    \b
+    Examples:
+      benchsel report latest
+      benchsel report latest --vram 8GiB --reserve 3GiB --weight valid_json=0.2
+      benchsel report 20261130-033430-8a0bdc --format json,csv
+      benchsel report latest --format html --out site/
+    """
     from benchsel.report import parse_formats, write_report
-    from benchsel.selection import Constraints, select
+    from benchsel.report.saved import report_selection
     from benchsel.store import Store
     from benchsel.summary import summarize_run
 
     wanted = parse_formats(formats)
-    constraints = Constraints.of(
-        vram_bytes=parse_bytes(vram) if vram else None,
-        reserve_bytes=parse_bytes(reserve),
-        num_ctx=num_ctx,
-        min_tps=min_tps,
-    )
+    overrides = constraint_values(options, given_on_command_line(ctx, CONSTRAINT_FIELDS))
     with Store(db) as store:
         summary = summarize_run(store, run_id, evalset=evalset)
-    selection = select(summary, constraints) if summary.models else None
+    selection = None
+    if summary.models:
+        selection, notes = report_selection(summary, out, overrides, weights_file, weight_pairs)
+        for line in notes:
+            click.echo(line)
     paths = write_report(summary, selection, out, wanted)
     for path in paths:
         click.echo(f"Wrote {path}")
@@ -80,7 +103,14 @@ def compare(
     run_a: str, run_b: str, formats: str, out: Path, db: Path | None, regress: tuple[str, ...]
 ) -> None:
     """Compare RUN_B against RUN_A on the same eval set: paired bootstrap differences per model
-    (base vs fine-tuned when each run has one model) and per-case wins and losses."""
+    (base vs fine-tuned when each run has one model) and per-case wins and losses.
+
+    \b
+    Examples:
+      benchsel compare BASE_RUN FINETUNED_RUN
+      benchsel compare BASE_RUN FINETUNED_RUN --format md,html
+      benchsel compare BASE_RUN NEW_RUN --fail-if-regress content_entity_f1:0.02 --fail-if-regress valid_json
+    """
     from benchsel.report import parse_formats
     from benchsel.report.compare import RegressionError, compare_runs, parse_regress, write_comparison
     from benchsel.report.compare_render import diff_rows, wins_text

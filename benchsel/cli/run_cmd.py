@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from benchsel.cli import render
+from benchsel.cli.options import HiddenAliasOption, config_option
 
 if TYPE_CHECKING:
     from rich.progress import Progress, TaskID
@@ -91,12 +92,16 @@ class ProgressPrinter:
 )
 @click.option("--ray-gpus", type=float, default=0.0, show_default=True, help="GPUs each Ray task needs.")
 @click.option(
+    "--response-format",
     "--format",
     "format_",
+    cls=HiddenAliasOption,
+    hidden_aliases=("--format",),
     type=click.Choice(["none", "json", "schema"]),
     default="none",
     show_default=True,
-    help="Output constraint. none measures the model's own format skill; schema shows constrained decoding.",
+    help="Constraint on the model's reply. none measures the model's own format skill; schema shows "
+    "constrained decoding.",
 )
 @click.option(
     "--think",
@@ -109,8 +114,12 @@ class ProgressPrinter:
 @click.option("-j", "--concurrency", default=1, show_default=True, help="Concurrent requests per model.")
 @click.option("--timeout", "timeout_s", default=300.0, show_default=True, help="Seconds per request.")
 @click.option("--retries", default=3, show_default=True, help="Retries for transport failures only.")
-@click.option("--num-ctx", type=int, help="Context length (default: the eval set's).")
-@click.option("--num-predict", type=int, help="Token limit per reply (default: the eval set's).")
+@click.option(
+    "--num-ctx", "-c", "--ctx-size", "num_ctx", type=int, help="Context length (default: the eval set's)."
+)
+@click.option(
+    "--num-predict", "-n", "num_predict", type=int, help="Token limit per reply (default: the eval set's)."
+)
 @click.option("--temperature", type=float, help="Sampling temperature (default: the eval set's, 0).")
 @click.option("--seed", type=int, help="Sampling seed (default: the eval set's).")
 @click.option("--limit", type=int, help="Only the first N cases (a quick look).")
@@ -119,9 +128,14 @@ class ProgressPrinter:
 @click.option("--pull", is_flag=True, help="Pull models Ollama does not have yet.")
 @render.db_option
 @click.option(
-    "--out", type=click.Path(file_okay=False, path_type=Path), default=Path("reports"), show_default=True
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("reports"),
+    show_default=True,
+    help="Report directory.",
 )
 @click.option("--no-report", is_flag=True, help="Do not write report.md / report.html.")
+@config_option
 def run(**kwargs: Any) -> None:
     """Benchmark models on an eval set. Every reply is stored as it arrives; re-running the same command
     resumes an interrupted run.
@@ -131,6 +145,7 @@ def run(**kwargs: Any) -> None:
       benchsel run --models gemma3:4b,gemma4:e2b
       benchsel run --models smollm2:135m,gemma3:270m --backend llamacpp --limit 5
       benchsel run --models my-model --backend openai --base-url http://127.0.0.1:8080/v1
+      benchsel run --config run.toml --limit 3     # options from a file; the command line wins
       benchsel run --models gemma3:4b,qwen3:4b@gpu2 --host gpu1=http://10.0.0.5:11434 --host gpu2=http://10.0.0.6:11434
       benchsel run --models gemma3:4b,gemma4:e2b --ray 10.0.0.5:6379
     """
@@ -164,19 +179,34 @@ def run(**kwargs: Any) -> None:
 
 
 def _write_report(summary: Any, out: Path) -> list[Path]:
-    """The report of a fresh run ranks without a VRAM budget; `benchsel select` / `report` add one."""
+    """The report ranks as the run's selection.json says when `benchsel select` wrote one (a resumed
+    run), else without a VRAM budget; `benchsel select` / `report` add one."""
+    from benchsel.errors import UsageError
     from benchsel.report import write_report
+    from benchsel.report.saved import report_selection
     from benchsel.selection import select
 
-    selection = select(summary) if summary.models else None
+    selection = None
+    if summary.models:
+        try:
+            selection, _ = report_selection(summary, out)
+        except UsageError as exc:  # a broken selection.json must not fail a finished run
+            render.console().print(f"[yellow]note[/] {exc}", soft_wrap=True)
+            selection = select(summary)
     return list(write_report(summary, selection, out, ("md", "html")))
 
 
 @click.command()
 @render.db_option
-@click.option("--limit", default=20, show_default=True)
+@click.option("--limit", default=20, show_default=True, help="How many runs to list.")
 def runs(db: Path | None, limit: int) -> None:
-    """List stored runs, newest first."""
+    """List stored runs, newest first. Any command that takes RUN_ID also takes `latest`.
+
+    \b
+    Examples:
+      benchsel runs
+      benchsel runs --limit 5 --db reports/benchsel.sqlite
+    """
     from rich.table import Table
 
     from benchsel.store import Store

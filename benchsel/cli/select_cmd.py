@@ -3,7 +3,7 @@ backend can serve, with its estimated VRAM)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -53,27 +53,99 @@ def resolve_vram(vram: str | None, echo: Callable[[str], None]) -> int:
     return gpu.total_bytes
 
 
+KV_CACHE_TYPES = ["f16", "bf16", "f32", "q8_0", "q4_0"]
+# option name -> Constraints field; the sizes are parsed from strings such as 8GiB
+CONSTRAINT_FIELDS = {
+    "vram": "vram_bytes",
+    "reserve": "reserve_bytes",
+    "num_ctx": "num_ctx",
+    "parallel": "parallel",
+    "kv_cache": "kv_cache",
+    "margin": "margin_bytes",
+    "min_tps": "min_tps",
+    "train_vram": "train_vram_bytes",
+    "method": "method",
+}
+SIZE_OPTIONS = frozenset({"vram", "reserve", "margin", "train_vram"})
+
+
+def constraint_options(vram_help: str) -> Callable[[Any], Any]:
+    """The constraint and weight options `select` and `report` share (one definition, one help text)."""
+    options = (
+        click.option("--vram", help=vram_help),
+        click.option(
+            "--reserve", default="0", show_default=True, help="Memory kept for models that stay loaded."
+        ),
+        click.option(
+            "--num-ctx",
+            "-c",
+            "--ctx-size",
+            "num_ctx",
+            type=int,
+            default=4096,
+            show_default=True,
+            help="Planned context per request (-c/--ctx-size as in llama.cpp).",
+        ),
+        click.option("--parallel", type=int, default=1, show_default=True, help="Planned parallel requests."),
+        click.option(
+            "--kv-cache",
+            type=click.Choice(KV_CACHE_TYPES),
+            default="f16",
+            show_default=True,
+            help="KV cache type (OLLAMA_KV_CACHE_TYPE).",
+        ),
+        click.option(
+            "--margin",
+            default="1GiB",
+            show_default=True,
+            help="Free VRAM llama.cpp keeps (added to estimates).",
+        ),
+        click.option("--min-tps", type=float, help="Exclude models decoding slower than this (tokens/s)."),
+        click.option(
+            "--train-vram", help="Training GPU memory, e.g. 16GiB: excludes bases that cannot train."
+        ),
+        click.option(
+            "--method",
+            type=click.Choice(["lora", "qlora"]),
+            default="lora",
+            show_default=True,
+            help="Training method --train-vram is checked for.",
+        ),
+        click.option(
+            "--weights", "weights_file", type=click.Path(path_type=Path), help="TOML or JSON weights file."
+        ),
+        click.option(
+            "--weight", "weight_pairs", multiple=True, help="Override one weight: NAME=VALUE (repeatable)."
+        ),
+    )
+
+    def decorate(command: Any) -> Any:
+        for option in reversed(options):
+            command = option(command)
+        return command
+
+    return decorate
+
+
+def constraint_values(options: Mapping[str, Any], names: Iterable[str] = CONSTRAINT_FIELDS) -> dict[str, Any]:
+    """Constraints fields from the options' values (sizes parsed), for the option ``names`` given."""
+    return {
+        CONSTRAINT_FIELDS[name]: _bytes_option(options[name]) if name in SIZE_OPTIONS else options[name]
+        for name in names
+    }
+
+
+def given_on_command_line(ctx: click.Context, names: Iterable[str]) -> list[str]:
+    """The option names the user typed (or set in the environment / a config file), not defaults."""
+    from click.core import ParameterSource
+
+    typed = {ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT, ParameterSource.DEFAULT_MAP}
+    return [name for name in names if ctx.get_parameter_source(name) in typed]
+
+
 @click.command()
 @click.argument("run_id")
-@click.option("--vram", help="GPU memory to deploy on, e.g. 8GiB (default: the detected GPU).")
-@click.option("--reserve", default="0", show_default=True, help="Memory kept for models that stay loaded.")
-@click.option("--num-ctx", type=int, default=4096, show_default=True, help="Planned context per request.")
-@click.option("--parallel", type=int, default=1, show_default=True, help="Planned parallel requests.")
-@click.option(
-    "--kv-cache",
-    type=click.Choice(["f16", "bf16", "f32", "q8_0", "q4_0"]),
-    default="f16",
-    show_default=True,
-    help="KV cache type (OLLAMA_KV_CACHE_TYPE).",
-)
-@click.option(
-    "--margin", default="1GiB", show_default=True, help="Free VRAM llama.cpp keeps (added to estimates)."
-)
-@click.option("--min-tps", type=float, help="Exclude models decoding slower than this (tokens/s).")
-@click.option("--train-vram", help="Training GPU memory, e.g. 16GiB: excludes bases that cannot train.")
-@click.option("--method", type=click.Choice(["lora", "qlora"]), default="lora", show_default=True)
-@click.option("--weights", "weights_file", type=click.Path(path_type=Path), help="TOML or JSON weights file.")
-@click.option("--weight", "weight_pairs", multiple=True, help="Override one weight: NAME=VALUE (repeatable).")
+@constraint_options("GPU memory to deploy on, e.g. 8GiB (default: the detected GPU).")
 @click.option(
     "--out",
     type=click.Path(path_type=Path),
@@ -85,23 +157,23 @@ def resolve_vram(vram: str | None, echo: Callable[[str], None]) -> int:
 @click.option("--evalset", help="Score against this eval set instead of the run's own.")
 def select(
     run_id: str,
-    vram: str | None,
-    reserve: str,
-    num_ctx: int,
-    parallel: int,
-    kv_cache: str,
-    margin: str,
-    min_tps: float | None,
-    train_vram: str | None,
-    method: str,
     weights_file: Path | None,
     weight_pairs: tuple[str, ...],
     out: Path,
     db: Path | None,
     evalset: str | None,
+    **options: Any,
 ) -> None:
     """Rank the models of RUN_ID for training (trainable potential) and for deploying now, under the
-    hardware constraints, and write reports/RUN_ID/selection.json for `benchsel train`."""
+    hardware constraints, and write reports/RUN_ID/selection.json for `benchsel train` and `benchsel
+    report`. RUN_ID may be `latest`; sizes take a unit (8GiB, 512MiB, 8GB).
+
+    \b
+    Examples:
+      benchsel select latest --vram 8GiB --reserve 3GiB
+      benchsel select latest --vram 8GiB --min-tps 30 --train-vram 16GiB --method qlora
+      benchsel select RUN_ID --vram 12GiB -c 8192 --weight valid_json=0.2
+    """
     from benchsel import selection as sel
     from benchsel.store import Store
     from benchsel.summary import summarize_run
@@ -109,17 +181,8 @@ def select(
     console = _console()
     weights = sel.load_weights(weights_file) if weights_file else sel.DEFAULT_WEIGHTS
     weights = sel.parse_weight_overrides(weight_pairs, weights)
-    constraints = sel.Constraints.of(
-        vram_bytes=resolve_vram(vram, console.print),
-        reserve_bytes=_bytes_option(reserve),
-        num_ctx=num_ctx,
-        parallel=parallel,
-        kv_cache=kv_cache,
-        margin_bytes=_bytes_option(margin),
-        min_tps=min_tps,
-        train_vram_bytes=_bytes_option(train_vram),
-        method=method,
-    )
+    values = constraint_values(options, [name for name in CONSTRAINT_FIELDS if name != "vram"])
+    constraints = sel.Constraints.of(vram_bytes=resolve_vram(options["vram"], console.print), **values)
     with Store(db) as store:
         summary = summarize_run(store, run_id, evalset=evalset)
     result = sel.select(summary, constraints, weights)
@@ -216,16 +279,37 @@ def model_names(backend: Any, kind: str) -> list[str]:
 
 @click.command()
 @backend_options
-@click.option("--num-ctx", type=int, default=4096, show_default=True, help="Context to estimate VRAM at.")
-@click.option("--parallel", type=int, default=1, show_default=True)
 @click.option(
-    "--kv-cache", type=click.Choice(["f16", "bf16", "f32", "q8_0", "q4_0"]), default="f16", show_default=True
+    "--num-ctx",
+    "-c",
+    "--ctx-size",
+    "num_ctx",
+    type=int,
+    default=4096,
+    show_default=True,
+    help="Context to estimate VRAM at (-c/--ctx-size as in llama.cpp).",
+)
+@click.option("--parallel", type=int, default=1, show_default=True, help="Parallel requests to estimate for.")
+@click.option(
+    "--kv-cache",
+    type=click.Choice(KV_CACHE_TYPES),
+    default="f16",
+    show_default=True,
+    help="KV cache type (OLLAMA_KV_CACHE_TYPE).",
 )
 def models(
     backend: str, host: str | None, base_url: str | None, num_ctx: int, parallel: int, kv_cache: str
 ) -> None:
     """List the models a backend can serve: size, quantization, parameters, context, capabilities
-    (thinking flagged) and estimated VRAM at --num-ctx."""
+    (thinking flagged) and estimated VRAM at --num-ctx, including the 1 GiB llama.cpp keeps free.
+    Without Ollama (--backend auto), the embedded engine's demo models are listed.
+
+    \b
+    Examples:
+      benchsel models
+      benchsel models --num-ctx 8192 --kv-cache q8_0
+      benchsel models --backend llamacpp
+    """
     from benchsel.backends.select import make_backend
     from benchsel.selection import Constraints, describe_candidates
 
@@ -248,7 +332,7 @@ def candidates_table(candidates: list[Candidate], num_ctx: int, backend: str) ->
     from benchsel.hardware import format_bytes
 
     table = Table(title=f"Models on {backend}", title_justify="left", header_style="bold")
-    headers = ("Model", "Size", "Quant", "Params", "Context", "Capabilities", f"VRAM @ {num_ctx}")
+    headers = ("Model", "Size", "Quant", "Params", "Context", "Capabilities", f"VRAM @ {num_ctx} (+margin)")
     for header in headers:
         table.add_column(header, justify="left" if header in ("Model", "Quant", "Capabilities") else "right")
     for c in candidates:

@@ -221,13 +221,26 @@ def data() -> None:
 
 @data.command("generate")
 @click.option("--n", type=int, default=600, show_default=True, help="How many examples.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option(
+    "--seed", type=int, default=0, show_default=True, help="Random seed: the same seed, the same data."
+)
 @click.option("--evalset", default="extraction-v1", show_default=True, help="Whose prompt the examples use.")
 @click.option(
-    "--out", type=click.Path(dir_okay=False, path_type=Path), default=Path("train.jsonl"), show_default=True
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("train.jsonl"),
+    show_default=True,
+    help="JSONL file to write.",
 )
 def generate(n: int, seed: int, evalset: str, out: Path) -> None:
-    """Write synthetic extraction examples (exact gold by construction) as chat-messages JSONL."""
+    """Write synthetic extraction examples (exact gold by construction) as chat-messages JSONL. An
+    imported eval set with its own closed label list is refused: synthetic data uses other labels.
+
+    \b
+    Examples:
+      benchsel train data generate --n 600 --out train.jsonl
+      benchsel train data generate --n 50 --seed 3 --evalset extraction-v1-full --out small.jsonl
+    """
     from benchsel.evalset import load_evalset
     from benchsel.train.data import write_jsonl
     from benchsel.train.pipeline import synthetic_examples
@@ -244,7 +257,13 @@ def generate(n: int, seed: int, evalset: str, out: Path) -> None:
 @click.option("--drop-leaks", is_flag=True, help="Report leaked examples as dropped instead of failing.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the split.")
 def check(file: Path, evalset: str, fmt: str, drop_leaks: bool, seed: int) -> None:
-    """Check training data: schema-valid targets, duplicates, leakage into the eval set, the split."""
+    """Check training data: schema-valid targets, duplicates, leakage into the eval set, the split.
+
+    \b
+    Examples:
+      benchsel train data check train.jsonl
+      benchsel train data check mine.jsonl --format sharegpt --evalset evalsets/conll04 --drop-leaks
+    """
     from benchsel.evalset import load_evalset
     from benchsel.train.data import load_examples, prepare
 

@@ -13,36 +13,42 @@ if TYPE_CHECKING:
     from benchsel.selection import Selection
     from benchsel.summary import RunSummary
 
-FORMATS = ("md", "html")
+FORMATS = ("md", "html", "json", "csv")
+COMPARE_FORMATS = ("md", "html")
 
 __all__ = ["FORMATS", "compare_runs", "parse_formats", "write_comparison", "write_report"]
 
 
-def parse_formats(formats: str | Iterable[str]) -> tuple[str, ...]:
-    """'html,md' or ['md'] -> ('md', 'html') in a fixed order; refuses anything else."""
+def parse_formats(formats: str | Iterable[str], allowed: tuple[str, ...] = FORMATS) -> tuple[str, ...]:
+    """'html,md' or ['md'] -> ('md', 'html') in a fixed order; refuses anything not in ``allowed``."""
     names = formats.split(",") if isinstance(formats, str) else list(formats)
     wanted = {name.strip().lower() for name in names if name.strip()}
     wanted = {"md" if name == "markdown" else name for name in wanted}
-    unknown = sorted(wanted - set(FORMATS))
+    unknown = sorted(wanted - set(allowed))
     if unknown or not wanted:
-        raise UsageError(f"unknown report format {', '.join(unknown) or '(none)'} - use md, html or md,html")
-    return tuple(name for name in FORMATS if name in wanted)
+        raise UsageError(
+            f"unknown report format {', '.join(unknown) or '(none)'} - use {', '.join(allowed)} "
+            "or several, comma-separated (md,html)"
+        )
+    return tuple(name for name in allowed if name in wanted)
 
 
 def write_report(
     summary: RunSummary,
     selection: Selection | None,
     out_dir: str | Path = "reports",
-    formats: str | Iterable[str] = FORMATS,
+    formats: str | Iterable[str] = ("md", "html"),
 ) -> list[Path]:
-    """Write ``<out_dir>/<run id>/report.md`` and/or ``report.html``; returns the paths written."""
-    from benchsel.report.selection_view import selection_view
-
+    """Write ``<out_dir>/<run id>/report.md``, ``report.html``, ``metrics.json`` and/or ``models.csv``
+    with ``cases.csv``; returns the paths written."""
     wanted = parse_formats(formats)
-    view = selection_view(summary, selection)
     target = Path(out_dir) / summary.run.id
     target.mkdir(parents=True, exist_ok=True)
     written = []
+    if "md" in wanted or "html" in wanted:
+        from benchsel.report.selection_view import selection_view
+
+        view = selection_view(summary, selection)
     if "md" in wanted:
         from benchsel.report.markdown import render_markdown
 
@@ -55,6 +61,14 @@ def write_report(
         path = target / "report.html"
         path.write_text(render_html(summary, view), encoding="utf-8")
         written.append(path)
+    if "json" in wanted:
+        from benchsel.report.export import write_json
+
+        written.append(write_json(summary, target))
+    if "csv" in wanted:
+        from benchsel.report.export import write_csv
+
+        written.extend(write_csv(summary, target))
     return written
 
 

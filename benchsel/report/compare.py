@@ -332,10 +332,10 @@ def write_comparison(
     comparison: Comparison, out_dir: str | Path = "reports", formats: str | Iterable[str] = ("md",)
 ) -> list[Path]:
     """Write ``<out_dir>/compare-<A>-<B>/compare.md`` and/or ``compare.html``."""
-    from benchsel.report import parse_formats
+    from benchsel.report import COMPARE_FORMATS, parse_formats
     from benchsel.report.compare_render import comparison_html, comparison_markdown
 
-    wanted = parse_formats(formats)
+    wanted = parse_formats(formats, COMPARE_FORMATS)
     target = Path(out_dir) / f"compare-{comparison.run_a.id}-{comparison.run_b.id}"
     target.mkdir(parents=True, exist_ok=True)
     written = []

@@ -7,6 +7,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from benchsel.report.view import cases_run
 from benchsel.scoring.match import MatchResult
 from benchsel.scoring.scorecard import ReplyScore
 from benchsel.store import StoredResult
@@ -108,7 +109,7 @@ def case_details(summary: RunSummary) -> list[CaseDetail]:
             stored.setdefault(result.case_id, []).append(result)
         per_model.append((m.name, scores, stored))
     details = []
-    for case in summary.evalset.cases:
+    for case in cases_run(summary):  # a case never sent (--limit) has nothing to show
         replies = [
             _reply(name, result, scores.get((case.id, result.repeat)))
             for name, scores, stored in per_model

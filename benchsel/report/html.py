@@ -18,6 +18,8 @@ from benchsel.report.plots import Plot, format_debt, heatmap, quality_speed, vra
 from benchsel.report.selection_view import SelectionView, fallback_cards, measured_vram
 from benchsel.report.view import (
     Table,
+    cases_line,
+    cases_run,
     content_table,
     difficulty_table,
     metadata_rows,
@@ -89,11 +91,12 @@ def render_plots(summary: RunSummary, selection: SelectionView | None) -> list[P
     bars = selection.vram if selection is not None and selection.vram else measured_vram(summary)
     budget = selection.budget_bytes if selection is not None else None
     reserve = selection.reserve_bytes if selection is not None else None
+    margin = selection.margin_bytes if selection is not None else None
     return [
         quality_speed(models),
         format_debt(models),
-        vram(bars, budget, reserve),
-        heatmap(models, [case.id for case in summary.evalset.cases]),
+        vram(bars, budget, reserve, margin),
+        heatmap(models, [case.id for case in cases_run(summary)]),
     ]
 
 
@@ -112,7 +115,7 @@ def render_html(summary: RunSummary, selection: SelectionView | None) -> str:
     ]
     context: dict[str, Any] = {
         "run": summary.run,
-        "case_count": len(summary.evalset.cases),
+        "cases_line": cases_line(summary),
         "models": summary.models,
         "cards": selection.cards if selection is not None else fallback_cards(summary),
         "selection": selection,

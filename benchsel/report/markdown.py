@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from benchsel.report.selection_view import SelectionView
 from benchsel.report.view import (
     Table,
+    cases_line,
     content_table,
     difficulty_table,
     metadata_rows,
@@ -76,7 +77,7 @@ def render_markdown(summary: RunSummary, selection: SelectionView | None) -> str
     lines = [
         f"# benchsel report: run {md_text(run.id)}",
         "",
-        f"Eval set **{md_text(run.evalset_name)}** ({len(summary.evalset.cases)} cases, "
+        f"Eval set **{md_text(run.evalset_name)}** ({cases_line(summary)}, "
         f"hash `{run.evalset_hash[:12]}`), {len(models)} models on {md_text(run.backend)}, "
         f"{md_text(run.created_at)}.",
         "",

@@ -105,18 +105,60 @@ def _points(
     colors: Sequence[str],
     y_bounds: Sequence[tuple[float, float]] = (),
     x_bounds: Sequence[tuple[float, float]] = (),
+    interval_alpha: float = 1.0,
 ) -> None:
     """Points with interval bars, one artist per kind (cheap to draw and small as SVG)."""
     if y_bounds:
-        ax.vlines(xs, [b[0] for b in y_bounds], [b[1] for b in y_bounds], colors=colors, lw=1.2)
+        lows, highs = [b[0] for b in y_bounds], [b[1] for b in y_bounds]
+        ax.vlines(xs, lows, highs, colors=colors, lw=1.2, alpha=interval_alpha)
     if x_bounds:
-        ax.hlines(ys, [b[0] for b in x_bounds], [b[1] for b in x_bounds], colors=colors, lw=1.2)
+        lows, highs = [b[0] for b in x_bounds], [b[1] for b in x_bounds]
+        ax.hlines(ys, lows, highs, colors=colors, lw=1.2, alpha=interval_alpha)
     ax.scatter(xs, ys, c=colors, s=28, zorder=3)
 
 
+LABEL_PT = 8
+GAP_OFFSET = 0.012  # valid-JSON units between a point and its format-debt line
+Box = tuple[float, float, float, float]  # left, bottom, right, top in points from the axes' origin
+
+
+def _overlaps(a: Box, b: Box) -> bool:
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+
+
+def label_offsets(
+    names: Sequence[str], points_pt: Sequence[tuple[float, float]], width_pt: float
+) -> list[tuple[float, float]]:
+    """Where each point's name goes (offset in points), so that no two names overlap: right of the
+    point (left of it near the right edge), then stepped up and down until the box is free."""
+    placed: list[Box] = []
+    offsets = []
+    height = LABEL_PT * 1.25
+    for name, (px, py) in zip(names, points_pt, strict=True):
+        width = len(name) * LABEL_PT * 0.62
+        dx = 5.0 if px + 5 + width <= width_pt else -5.0 - width
+        for step in range(4 * len(names) + 1):
+            dy = 3.0 + (height if step % 2 else -height) * ((step + 1) // 2)
+            box = (px + dx, py + dy, px + dx + width, py + dy + height)
+            if not any(_overlaps(box, other) for other in placed):
+                break
+        placed.append(box)
+        offsets.append((dx, dy))
+    return offsets
+
+
 def _names(ax: Axes, names: Sequence[str], xs: Sequence[float], ys: Sequence[float]) -> None:
-    for name, x, y in zip(names, xs, ys, strict=True):
-        ax.annotate(_label(name), (x, y), textcoords="offset points", xytext=(5, 4), fontsize=8)
+    """Each point's name beside it; names that would collide are stepped apart (label_offsets)."""
+    dpi = ax.figure.dpi
+    width_pt = ax.bbox.width / dpi * 72  # the axes' size in points, as the offsets are given
+    height_pt = ax.bbox.height / dpi * 72
+    (x0, x1), (y0, y1) = ax.get_xlim(), ax.get_ylim()
+    points = [
+        ((x - x0) / (x1 - x0) * width_pt, (y - y0) / (y1 - y0) * height_pt)
+        for x, y in zip(xs, ys, strict=True)
+    ]
+    for name, (dx, dy), x, y in zip(names, label_offsets(names, points, width_pt), xs, ys, strict=True):
+        ax.annotate(_label(name), (x, y), textcoords="offset points", xytext=(dx, dy), fontsize=LABEL_PT)
 
 
 @_styled
@@ -127,11 +169,11 @@ def quality_speed(models: Sequence[ModelSummary]) -> Plot:
     f1s = [m.score.as_is.entities.f1 for m, _ in timed]
     ys = [f.value for f in f1s]
     _points(ax, xs, ys, [c for _, c in timed], y_bounds=[(f.low, f.high) for f in f1s])
-    _names(ax, [m.name for m, _ in timed], xs, ys)
     ax.set_xlabel("decode tok/s")
     ax.set_ylabel("entity F1 (as-is)")
     ax.set_ylim(-0.05, 1.05)
     ax.set_xlim(0, max(xs, default=1.0) * 1.25 + 1)
+    _names(ax, [m.name for m, _ in timed], xs, ys)
     return Plot(
         "quality-speed",
         "Quality against speed",
@@ -148,7 +190,11 @@ def format_debt(models: Sequence[ModelSummary]) -> Plot:
     content = [m.score.content.entities.f1 for m in models]
     xs = [v.value for v in valid]
     as_is = [m.score.as_is.entities.f1.value for m in models]
-    ax.vlines(xs, as_is, [c.value for c in content], colors=colors, linestyles="dashed", lw=1.5)
+    # the gap is drawn just left of the point, so the content F1 interval (on the point) cannot hide it
+    gap_xs = [x - GAP_OFFSET for x in xs]
+    ax.vlines(
+        gap_xs, as_is, [c.value for c in content], colors=colors, linestyles="dashed", lw=1.5, zorder=2.5
+    )
     ax.scatter(xs, as_is, facecolors="white", edgecolors=colors, s=24, zorder=3)
     _points(
         ax,
@@ -157,23 +203,29 @@ def format_debt(models: Sequence[ModelSummary]) -> Plot:
         colors,
         y_bounds=[(c.low, c.high) for c in content],
         x_bounds=[(v.low, v.high) for v in valid],
+        interval_alpha=0.4,
     )
-    _names(ax, [m.name for m in models], xs, [c.value for c in content])
     ax.set_xlabel("valid JSON rate")
     ax.set_ylabel("entity F1")
-    ax.set_xlim(-0.05, 1.3)
+    ax.set_xlim(-0.05, 1.05)  # a rate: 0 to 1; names near the right edge go left of their point
     ax.set_ylim(-0.05, 1.05)
+    _names(ax, [m.name for m in models], xs, [c.value for c in content])
     return Plot(
         "format-debt",
         "Valid JSON against content entity F1",
-        "Filled: content entity F1 (what the model understood). Hollow: as-is F1. The dashed gap "
-        "between them is the format debt a LoRA fixes cheaply.",
+        "Filled: content entity F1 (what the model understood), with faint 95% intervals on both axes. "
+        "Hollow: as-is F1. The dashed line beside each point spans the format debt a LoRA fixes cheaply.",
         to_svg(fig),
     )
 
 
 @_styled
-def vram(bars: Sequence[VramBar], budget_bytes: int | None, reserve_bytes: int | None) -> Plot:
+def vram(
+    bars: Sequence[VramBar],
+    budget_bytes: int | None,
+    reserve_bytes: int | None,
+    margin_bytes: int | None = None,
+) -> Plot:
     names = [_label(b.model) for b in bars]
     fig, ax = _draw(6.4, 0.9 + 0.32 * max(len(bars), 1), _label_width_in(names))
     ys = list(range(len(bars)))
@@ -191,9 +243,16 @@ def vram(bars: Sequence[VramBar], budget_bytes: int | None, reserve_bytes: int |
     ax.set_xlabel("GiB")
     ax.grid(axis="y", visible=False)
     ax.legend(loc="best", fontsize=7)
-    caption = "Estimated and measured memory per model"
+    from benchsel.hardware import DEFAULT_GPU_MARGIN_BYTES, format_bytes
+
+    margin = format_bytes(DEFAULT_GPU_MARGIN_BYTES if margin_bytes is None else margin_bytes)
+    caption = (
+        f"Estimated and measured VRAM per model. The estimate includes the {margin} margin llama.cpp keeps "
+        "free on the GPU (--margin); a measured figure does not, and memory measured on the CPU (RAM) is "
+        "not drawn"
+    )
     if budget_bytes:
-        caption += " against the VRAM budget (red line); the shaded band is the reserve."
+        caption += ". The red line is the VRAM budget; the shaded band is the reserve."
     else:
         caption += "; no budget was given (pass --vram)."
     return Plot("vram", "VRAM", caption, to_svg(fig))
@@ -228,11 +287,12 @@ def heatmap(models: Sequence[ModelSummary], case_ids: Sequence[str]) -> Plot:
         range(0, len(case_ids), step), [_label(c) for c in case_ids[::step]], rotation=90, fontsize=6
     )
     ax.grid(False)
+    ax.set_facecolor("#d0d7de")  # masked cells (no scored reply) show the axes' grey
     fig.colorbar(image, cax=fig.add_axes((0.945, 1.0 / height, 0.012, 1 - 1.15 / height)))
     return Plot(
         "heatmap",
         "Per-case content entity F1",
-        "One row per model, one column per case; grey where no reply was scored. "
-        "The drill-down below has every case.",
+        "One row per model, one column per case that was run; grey where that model has no scored "
+        "reply. The drill-down below has every case that was run.",
         to_svg(fig),
     )

@@ -46,17 +46,17 @@ class SelectionView:
     vram: tuple[VramBar, ...] = ()
     budget_bytes: int | None = None
     reserve_bytes: int | None = None
+    margin_bytes: int | None = None
     constraints: str = ""
     notes: tuple[str, ...] = ()
 
 
 def measured_vram(summary: RunSummary) -> tuple[VramBar, ...]:
-    """Per model the memory the server reported while it was loaded (no estimate without a selection)."""
+    """Per model the VRAM the server reported while it was loaded (no estimate without a selection);
+    a figure measured on the CPU is RAM and is not drawn as VRAM."""
     bars = []
     for m in summary.models:
-        measured = None
-        if m.memory is not None:
-            measured = m.memory.size_vram_bytes or m.memory.size_bytes
+        measured = m.memory.vram_bytes_measured if m.memory is not None else None
         bars.append(VramBar(m.name, None, measured))
     return tuple(bars)
 
@@ -225,6 +225,7 @@ def from_selection(selection: Selection) -> SelectionView:
         ),
         budget_bytes=c.vram_bytes,
         reserve_bytes=c.reserve_bytes,
+        margin_bytes=c.margin_bytes,
         constraints=constraints_text(selection),
         notes=tuple(notes),
     )

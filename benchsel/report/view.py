@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from benchsel.evalset import DIFFICULTIES
+from benchsel.evalset import DIFFICULTIES, Case
 from benchsel.scoring.metrics import Estimate
 from benchsel.summary import ModelSummary, RunSummary
 
@@ -232,7 +232,7 @@ def metadata_rows(summary: RunSummary) -> list[tuple[str, str]]:
         ("benchsel version", run.benchsel_version),
         ("Backend", f"{run.backend} at {run.host}" if run.host else run.backend),
         ("Server version", ", ".join(servers) or NA),
-        ("Eval set", f"{run.evalset_name} ({len(summary.evalset.cases)} cases)"),
+        ("Eval set", f"{run.evalset_name} ({cases_line(summary)})"),
         ("Eval set hash", run.evalset_hash),
         ("Repeats", str(run.repeats)),
         ("Options", _json(run.options)),
@@ -253,6 +253,18 @@ def metadata_rows(summary: RunSummary) -> list[tuple[str, str]]:
         )
         rows.append((f"Model {m.name}", detail or NA))
     return rows
+
+
+def cases_run(summary: RunSummary) -> list[Case]:
+    """The eval set's cases that were sent to at least one model (all of them unless --limit), in order."""
+    sent = {result.case_id for m in summary.models for result in m.results}
+    return [case for case in summary.evalset.cases if case.id in sent]
+
+
+def cases_line(summary: RunSummary) -> str:
+    """'24 cases' or, after --limit, '3 of 24 cases run'."""
+    total, run = len(summary.evalset.cases), len(cases_run(summary))
+    return f"{total} cases" if run == total else f"{run} of {total} cases run"
 
 
 def best(models: Sequence[ModelSummary], key: Callable[[ModelSummary], float | None]) -> ModelSummary | None:

@@ -185,8 +185,10 @@ def build_data(plan: TrainPlan, evalset: EvalSet, out_dir: Path, stage: StageFn)
 
 
 def synthetic_examples(n: int, seed: int, evalset: EvalSet) -> list[Example]:
+    from benchsel.labels import require_synthetic_fit
     from benchsel.train.synth import generate
 
+    require_synthetic_fit(evalset)  # an imported set's closed labels are not synthetic data's
     if n < 2:
         raise UsageError(f"--n {n}: generate at least 2 examples (one goes to validation)")
     return generate(n, seed, evalset.prompt)

@@ -1,0 +1,82 @@
+"""The selection a report shows: the run's own selection.json (what `benchsel select` wrote last), so
+`select` then `report` agree, with any constraint or weight given to `report` on top."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from benchsel.errors import UsageError
+
+if TYPE_CHECKING:
+    from benchsel.selection import Constraints, Selection, Weights
+    from benchsel.summary import RunSummary
+
+SELECTION_FILE = "selection.json"
+
+
+@dataclass(frozen=True)
+class SavedSelection:
+    """The constraints and weights of a selection.json, and the eval set it ranked against."""
+
+    path: Path
+    constraints: Constraints
+    weights: Weights
+    evalset_hash: str | None
+
+
+def saved_selection(out_dir: str | Path, run_id: str) -> SavedSelection | None:
+    """``<out_dir>/<run_id>/selection.json`` read back; None when there is none."""
+    from benchsel.selection import Constraints, Weights
+
+    path = Path(out_dir) / run_id / SELECTION_FILE
+    if not path.is_file():
+        return None
+    fix = f"write it again with `benchsel select {run_id}` or delete it"
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise UsageError(f"{path}: cannot be read ({exc}) - {fix}") from None
+    if not isinstance(data, dict) or not all(
+        isinstance(data.get(k), dict) for k in ("constraints", "weights")
+    ):
+        raise UsageError(f"{path}: holds no constraints and weights - {fix}")
+    try:
+        constraints = Constraints.of(**data["constraints"])
+        weights = Weights.of(**data["weights"])
+    except UsageError as exc:
+        raise UsageError(f"{path}: {exc} - {fix}") from None
+    evalset = data.get("evalset")
+    digest = evalset.get("hash") if isinstance(evalset, dict) else None
+    return SavedSelection(path, constraints, weights, digest if isinstance(digest, str) else None)
+
+
+def report_selection(
+    summary: RunSummary,
+    out_dir: str | Path,
+    constraints: Mapping[str, Any] | None = None,
+    weights_file: str | Path | None = None,
+    weight_pairs: Sequence[str] = (),
+) -> tuple[Selection, list[str]]:
+    """Rank ``summary`` as its saved selection.json did (when it ranked the same eval set), with the
+    ``constraints`` fields, the weights file and the NAME=VALUE weights given here winning. Returns the
+    selection and lines saying where its inputs came from."""
+    from benchsel.selection import DEFAULT_WEIGHTS, Constraints, load_weights, parse_weight_overrides, select
+
+    notes: list[str] = []
+    base: dict[str, Any] = {}
+    weights = DEFAULT_WEIGHTS
+    saved = saved_selection(out_dir, summary.run.id)
+    if saved is not None and saved.evalset_hash not in (None, summary.evalset.content_hash):
+        notes.append(f"not using {saved.path}: it ranked another version of the eval set")
+    elif saved is not None:
+        base, weights = saved.constraints.model_dump(), saved.weights
+        notes.append(f"constraints and weights from {saved.path}")
+    if weights_file is not None:
+        weights = load_weights(weights_file, weights)
+    weights = parse_weight_overrides(weight_pairs, weights)
+    ranked = Constraints.of(**{**base, **(constraints or {})})
+    return select(summary, ranked, weights), notes
