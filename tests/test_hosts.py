@@ -87,3 +87,19 @@ def test_a_stand_in_needs_the_same_weights() -> None:
     assert not can_stand_in(base, ModelSnapshot(name="m", backend="ollama", digest="sha256:b"))
     openai = ModelSnapshot(name="m", backend="openai", digest="openai:http://a/m")
     assert can_stand_in(openai, ModelSnapshot(name="m", backend="openai", digest="openai:http://b/m"))
+
+
+def test_run_with_hosts_says_how_to_fix_a_bad_host_and_refuses_pull(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from benchsel.cli.main import main
+
+    db = str(tmp_path / "runs.sqlite")
+    for args, line in (
+        (["--host", "gpu1=10.0.0.5", "--host", "http://h:1"], "Error: cannot read --host 'gpu1=10.0.0.5'"),
+        (["--host", "http://h:1", "--host", "http://g:1", "--pull"], "Error: --pull works with one host"),
+    ):
+        with pytest.raises(SystemExit) as exit_:
+            main(["run", "-m", "a", *args, "--db", db])
+        err = capsys.readouterr().err
+        assert exit_.value.code == 2 and err.startswith(line) and "Traceback" not in err
