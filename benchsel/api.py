@@ -85,7 +85,8 @@ def run(
         limit=limit,
     )
     hosts = [host] if isinstance(host, str) else list(host or ())
-    if ray is not None or hosts_file is not None or len(hosts) > 1:
+    named = any("=" in text.split("://")[0] for text in hosts)  # NAME=URL: a host of a multi-host run
+    if ray is not None or hosts_file is not None or len(hosts) > 1 or named:
         if pull:
             raise UsageError("--pull works with one host - run `ollama pull MODEL` on each host first")
         with Store(db) as store:
