@@ -167,7 +167,9 @@ def run(**kwargs: Any) -> None:
     with Progress(*columns, console=con, transient=False) as progress:
         printer = ProgressPrinter(progress)
         summary = api.run(kwargs.pop("models"), on_event=printer, on_pull=printer.pulling, **kwargs)
-    backends = ", ".join(sorted({f"{m.name} on {m.backend}" for m in summary.models}))
+    backends = ", ".join(
+        sorted({f"{m.name} on {m.backend}{f' at {m.host}' if m.host else ''}" for m in summary.models})
+    )
     title = f"{summary.evalset.name}, run {summary.run.id} ({backends})"
     con.print(render.results_table(list(summary.models), title=title))
     for line in render.notes(summary):
