@@ -300,7 +300,14 @@ class _RayRun:
         }
         snapshots = {}
         for model, stream in streams.items():
-            status, value = next(stream)
+            try:
+                status, value = next(stream)
+            except _ray().exceptions.RayError as exc:
+                last = str(exc).strip().splitlines()[-1][:300]
+                raise BenchselError(
+                    f"a Ray node could not describe {model} ({last}) - install benchsel on every node "
+                    "(pip install 'benchsel[embedded,ray]') and check `ray status`"
+                ) from None
             if status == "error":
                 raise UsageError(value[1]) if value[0] == 2 else BenchselError(value[1])
             snapshots[model] = value
