@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from benchsel.backends.base import FormatMode, RequestOptions, ThinkMode
+from benchsel.bounds import check_run_options
 from benchsel.errors import UsageError
 from benchsel.evalset import EvalSet, load_evalset
 from benchsel.runner import EventCallback, RunSpec
@@ -57,19 +58,32 @@ def run(
 ) -> RunSummary:
     """Benchmark ``models`` on an eval set and return the scored run (stored in the run store).
 
+    Numeric options are checked first (benchsel.bounds): a value out of range is a UsageError naming
+    the CLI option. A model none of whose replies could be scored is in ``summary.failed_models``
+    with no score; ``summary.nothing_scored`` says the whole run produced nothing to score.
+
     Several ``host`` values (or a ``hosts_file``) spread the models over those servers; ``ray`` (an
     address, 'auto' or 'local') runs each model as a task on a Ray cluster."""
     from benchsel.backends.select import make_backend
 
+    check_run_options(
+        timeout_s=timeout_s,
+        temperature=temperature,
+        limit=limit,
+        num_predict=num_predict,
+        num_ctx=num_ctx,
+        threads=threads,
+        concurrency=concurrency,
+        repeats=repeats,
+        retries=retries,
+    )
     loaded = evalset if isinstance(evalset, EvalSet) else load_evalset(evalset)
     defaults = loaded.manifest.defaults
-    if repeats < 1 or concurrency < 1:
-        raise UsageError("--repeats and -j must be at least 1")
     options = RequestOptions(
         temperature=defaults.temperature if temperature is None else temperature,
         seed=defaults.seed if seed is None else seed,
-        num_ctx=num_ctx or defaults.num_ctx,
-        num_predict=num_predict or defaults.num_predict,
+        num_ctx=defaults.num_ctx if num_ctx is None else num_ctx,
+        num_predict=defaults.num_predict if num_predict is None else num_predict,
         format=format,
         think=think,
         timeout_s=timeout_s,

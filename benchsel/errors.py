@@ -35,6 +35,10 @@ class StoreError(BenchselError):
     """The run store cannot be opened or does not hold what was asked for."""
 
 
+class RunFailed(BenchselError):
+    """A run finished but gave nothing to score (every request of every model failed): exit 1."""
+
+
 class MissingExtra(UsageError):
     """An optional dependency is not installed; the message names the pip command that fixes it."""
 

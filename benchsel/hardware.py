@@ -525,15 +525,21 @@ _BYTES_RE = re.compile(r"^\s*(\d+(?:\.\d+)?|\.\d+)\s*([a-z]*)\s*$", re.IGNORECAS
 
 
 def parse_bytes(text: str) -> int:
-    """'8GiB', '512MiB', '7.5G' (binary: G = GiB) or '8GB' (decimal: 8 x 10^9) or '1024' -> bytes."""
+    """'8GiB', '512MiB', '7.5G' (binary: G = GiB) or '8GB' (decimal: 8 x 10^9) -> bytes. A number
+    without a unit is an error (is '8' bytes or GiB?), except 0."""
     match = _BYTES_RE.match(text) if isinstance(text, str) else None
     unit = match.group(2).lower() if match else ""
     if match is None or unit not in _UNITS:
         raise UsageError(
-            f"cannot read {text!r} as a size - write a number with an optional unit, "
-            "e.g. 8GiB, 7.5G, 512MiB or 8GB"
+            f"cannot read {text!r} as a size - write a number and a unit, e.g. 8GiB, {SIZE_UNITS}"
         )
-    return int(Fraction(match.group(1)) * _UNITS[unit])
+    number = Fraction(match.group(1))
+    if not unit and number != 0:  # "8" meant 8 GiB, never 8 bytes: make the unit explicit
+        raise UsageError(f"size {text.strip()!r} has no unit - write e.g. {text.strip()}GiB; {SIZE_UNITS}")
+    return int(number * _UNITS[unit])
+
+
+SIZE_UNITS = "units: B, KiB/K, MiB/M, GiB/G, TiB/T (binary), KB, MB, GB, TB (decimal)"
 
 
 def format_bytes(n: int) -> str:

@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from benchsel import hardware
 from benchsel.backends.base import Backend, ModelSnapshot
 from benchsel.errors import BenchselError, UsageError
+from benchsel.evalset import EvalSet
 from benchsel.scoring.match import Counts
 from benchsel.scoring.metrics import Estimate, f1_of, paired_bootstrap, recall_of
 from benchsel.summary import ModelSummary, RunSummary
@@ -30,12 +31,15 @@ __all__ = [
     "SELECTION_VERSION",
     "Candidate",
     "CloseCall",
+    "FailedModel",
     "Constraints",
     "Entry",
     "Ranking",
     "Selection",
+    "SelectionRecord",
     "Weights",
     "describe_candidates",
+    "evalset_for_training",
     "load_selection",
     "load_weights",
     "parse_weight_overrides",
@@ -43,7 +47,7 @@ __all__ = [
     "write_selection",
 ]
 
-SELECTION_VERSION = 1
+SELECTION_VERSION = 2
 TIE_DECIMALS = 4  # scores equal to this many decimals are a tie, and only then does speed decide
 MOSTLY_THINKING = 0.5  # a thinking share at or above this is flagged in both rankings
 RankingName = Literal["trainable_potential", "deploy_now"]
@@ -319,8 +323,6 @@ def check(model: ModelSummary, c: Constraints, run_num_ctx: int | None = None) -
     exclusions: list[str] = []
     headroom = None
     budget = _budget_text(c)
-    if model.score.replies == 0:
-        exclusions.append(f"no scored replies ({model.score.errors} requests failed)")
     if figure is None:
         fit_text = "VRAM unknown"
     elif c.vram_bytes is None:
@@ -404,6 +406,9 @@ def weighted_score(values: Mapping[str, float], weights: Mapping[str, float]) ->
 @dataclass(frozen=True)
 class Entry:
     model: str
+    """The model as the backend knows it (for a .gguf file, its path)."""
+    label: str
+    """The short name tables show."""
     score: float
     rank: int | None
     excluded: bool
@@ -416,10 +421,18 @@ class Entry:
     thinking_share: float
     flags: tuple[str, ...]
     reason: str
+    found_gold: bool = True
+    """At least one gold entity or relationship found in the view this ranking scores: without it a
+    score comes from format alone, and the model cannot win."""
+
+    @property
+    def can_win(self) -> bool:
+        return not self.excluded and self.found_gold and self.score > 0
 
     def to_json(self) -> dict[str, Any]:
         return {
             "model": self.model,
+            "label": self.label,
             "rank": self.rank,
             "score": round(self.score, 6),
             "excluded": self.excluded,
@@ -431,6 +444,7 @@ class Entry:
             "training": vars(self.training) if self.training else None,
             "decode_tokens_per_s": self.decode_tokens_per_s,
             "thinking_share": round(self.thinking_share, 6),
+            "found_gold": self.found_gold,
         }
 
 
@@ -448,22 +462,22 @@ def _vram_json(figure: hardware.VramFigure | None, headroom: int | None) -> dict
 
 @dataclass(frozen=True)
 class CloseCall:
-    """The top two are within each other's intervals on the main metric: how sure is the order?"""
+    """The top two cannot be told apart on the main metric: the paired bootstrap interval of their
+    difference on the same cases includes zero. (Overlapping marginal intervals decide nothing: two
+    models can overlap and still differ reliably case by case.)"""
 
     metric: str
     first: str
     second: str
-    first_estimate: Estimate
-    second_estimate: Estimate
     difference: Estimate
+    """First minus second on the shared cases, with its 95% paired bootstrap interval."""
     cases: int
 
     def text(self) -> str:
         d = self.difference
         return (
-            f"{self.first} and {self.second} are within each other's 95% intervals on {self.metric} "
-            f"({self.first_estimate:.2f} vs {self.second_estimate:.2f}); paired bootstrap difference on "
-            f"the same {self.cases} cases: {d:+.2f}"
+            f"{self.first} and {self.second} cannot be told apart on {self.metric}: the paired bootstrap "
+            f"difference on the same {self.cases} cases is {d:+.2f}, an interval that includes 0"
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -471,8 +485,6 @@ class CloseCall:
             "metric": self.metric,
             "first": self.first,
             "second": self.second,
-            "first_estimate": vars(self.first_estimate),
-            "second_estimate": vars(self.second_estimate),
             "difference": vars(self.difference),
             "cases": self.cases,
             "text": self.text(),
@@ -484,10 +496,30 @@ class Ranking:
     name: RankingName
     entries: tuple[Entry, ...]
     close_call: CloseCall | None
+    failed: tuple[str, ...] = ()
+    """Models with no scored reply: not ranked, named so "no winner" can say why."""
 
     @property
     def winner(self) -> Entry | None:
-        return next((e for e in self.entries if not e.excluded), None)
+        """The top entry, when it meets the constraints and scored above zero on the task itself."""
+        top = next((e for e in self.entries if not e.excluded), None)
+        return top if top is not None and top.can_win else None
+
+    @property
+    def no_winner(self) -> str | None:
+        """Why there is no winner (None when there is one): one line for a person."""
+        if self.winner is not None:
+            return None
+        view = "in its recovered answers" if self.name == "trainable_potential" else "in valid JSON"
+        if not self.entries:
+            return f"no winner: every model failed ({', '.join(self.failed)}): no reply could be scored"
+        if all(e.excluded for e in self.entries):
+            return "no winner: no model meets the constraints (see each model's exclusion)"
+        return (
+            "no winner: no candidate has a score above zero on the task - none found a gold entity or "
+            f"relationship {view}, so any score left comes from format alone; check the prompt, "
+            "--num-predict and the replies in the report"
+        )
 
     def entry(self, model: str) -> Entry:
         for e in self.entries:
@@ -499,6 +531,7 @@ class Ranking:
         winner = self.winner
         return {
             "winner": winner.model if winner else None,
+            "no_winner": self.no_winner,
             "main_metric": MAIN_METRIC[self.name],
             "close_call": self.close_call.to_json() if self.close_call else None,
             "entries": [e.to_json() for e in self.entries],
@@ -524,7 +557,7 @@ def _quality_text(name: RankingName, m: Mapping[str, float], model: ModelSummary
     text = (
         f"content recall {m['content_entity_recall']:.2f}, relationship F1 {m['content_relationship_f1']:.2f}"
     )
-    if invalid > 0 and model.score.format_debt > 0:
+    if model.score.has_format_debt:
         return f"{text} but {invalid:.0%} invalid JSON: format debt that LoRA fixes cheaply"
     return f"{text}, {m['valid_json']:.0%} valid JSON"
 
@@ -547,6 +580,7 @@ def _rank(
         model, _, exclusions, _, score = row
         return (
             bool(exclusions),
+            not found_gold(name, model),  # a score from format alone ranks below any found answer
             -round(score, TIE_DECIMALS),
             -(model.speed.decode_tokens_per_s or 0.0),
             model.name,
@@ -568,9 +602,13 @@ def _rank(
             reason += f"; {tie}"
         if name == "trainable_potential" and c.training is not None and c.training.fits:
             reason += f"; {c.training.method} training fits ({_gib(c.training.needed_bytes)})"
+        found = found_gold(name, model)
+        if not excluded and not found:
+            reason += "; found no gold entity or relationship, so it cannot win"
         entries.append(
             Entry(
                 model=model.name,
+                label=model.display_name,
                 score=score,
                 rank=None if excluded else rank,
                 excluded=excluded,
@@ -583,9 +621,16 @@ def _rank(
                 thinking_share=model.speed.thinking_share,
                 flags=c.flags,
                 reason=reason,
+                found_gold=found,
             )
         )
     return entries
+
+
+def found_gold(name: RankingName, model: ModelSummary) -> bool:
+    """Whether the model found any gold entity or relationship in the view ``name`` scores."""
+    view = model.score.content if name == "trainable_potential" else model.score.as_is
+    return view.entities.counts.tp + view.relationships.counts.tp > 0
 
 
 def _tie_text(
@@ -617,17 +662,15 @@ _METRIC_SOURCE: dict[str, tuple[str, str, str]] = {
 def close_call(
     name: RankingName, entries: Sequence[Entry], by_name: Mapping[str, ModelSummary], seed: int = 0
 ) -> CloseCall | None:
-    """When the top two eligible models' main-metric intervals overlap, the paired difference."""
-    eligible = [e for e in entries if not e.excluded][:2]
+    """The top two models that could win, on the main metric, when the paired bootstrap interval of
+    their difference includes zero; None when it excludes zero (the order is real) or there is no such
+    pair (two models that both found nothing are not a close call: neither can win)."""
+    eligible = [e for e in entries if e.can_win][:2]
     if len(eligible) < 2:
         return None
     metric = MAIN_METRIC[name]
     view, kind, stat = _METRIC_SOURCE[metric]
     first, second = by_name[eligible[0].model], by_name[eligible[1].model]
-    a = getattr(getattr(getattr(first.score, view), kind), stat)
-    b = getattr(getattr(getattr(second.score, view), kind), stat)
-    if not a.overlaps(b):
-        return None
     cases_a, cases_b = _per_case(first, view, kind), _per_case(second, view, kind)
     shared = sorted(set(cases_a) & set(cases_b))
     if not shared:
@@ -637,8 +680,19 @@ def close_call(
         [cases_a[c] for c in shared],
         recall_of if stat == "recall" else f1_of,
         seed=seed,
-    )
-    return CloseCall(metric, first.name, second.name, a, b, diff.difference, diff.cases)
+    ).difference
+    if not diff.low <= 0 <= diff.high:
+        return None
+    return CloseCall(metric, first.display_name, second.display_name, diff, len(shared))
+
+
+@dataclass(frozen=True)
+class FailedModel:
+    """A model with no scored reply: it has no score and is in neither ranking."""
+
+    model: str
+    label: str
+    failure: str
 
 
 @dataclass(frozen=True)
@@ -652,6 +706,8 @@ class Selection:
     deploy_now: Ranking
     snapshots: Mapping[str, ModelSnapshot]
     created_at: str
+    evalset_path: str | None = None
+    failed: tuple[FailedModel, ...] = ()
 
     @property
     def train_winner(self) -> Entry | None:
@@ -661,43 +717,38 @@ class Selection:
     def deploy_winner(self) -> Entry | None:
         return self.deploy_now.winner
 
-    def to_json(self) -> dict[str, Any]:
+    def record(self) -> SelectionRecord:
+        """What selection.json holds, as the typed record `load_selection` reads back."""
         train = self.train_winner
         deploy = self.deploy_winner
-        return {
-            "version": SELECTION_VERSION,
-            "created_at": self.created_at,
-            "run_id": self.run_id,
-            "evalset": {"name": self.evalset_name, "hash": self.evalset_hash},
-            "winners": {
-                "train": train.model if train else None,
-                "deploy_now": deploy.model if deploy else None,
-            },
-            "train_base": _base_json(self.snapshots[train.model]) if train else None,
-            "constraints": self.constraints.model_dump(),
-            "weights": self.weights.model_dump(),
-            "rankings": {
-                "trainable_potential": self.trainable.to_json(),
-                "deploy_now": self.deploy_now.to_json(),
-            },
-        }
+        return SelectionRecord.model_validate(
+            {
+                "version": SELECTION_VERSION,
+                "created_at": self.created_at,
+                "run_id": self.run_id,
+                "evalset": {"name": self.evalset_name, "hash": self.evalset_hash, "path": self.evalset_path},
+                "winners": {
+                    "train": train.model if train else None,
+                    "deploy_now": deploy.model if deploy else None,
+                },
+                "train_base": _base_json(self.snapshots[train.model]) if train else None,
+                "constraints": self.constraints.model_dump(),
+                "weights": self.weights.model_dump(),
+                "rankings": {
+                    "trainable_potential": self.trainable.to_json(),
+                    "deploy_now": self.deploy_now.to_json(),
+                },
+                "failed": [vars(f) for f in self.failed],
+            }
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return self.record().model_dump(mode="json")
 
 
 def _base_json(snapshot: ModelSnapshot) -> dict[str, Any]:
     """What `benchsel train` needs to resolve the base's weights."""
-    keys = (
-        "name",
-        "backend",
-        "digest",
-        "family",
-        "parameter_size",
-        "parameter_count",
-        "quantization",
-        "context_length",
-        "size_bytes",
-        "has_projector",
-    )
-    return {key: getattr(snapshot, key) for key in keys}
+    return {key: getattr(snapshot, key) for key in TrainBase.model_fields}
 
 
 def select(
@@ -707,21 +758,25 @@ def select(
     *,
     seed: int = 0,
 ) -> Selection:
-    """Rank the models of a scored run for training and for deploying now, under ``constraints``."""
+    """Rank the models of a scored run for training and for deploying now, under ``constraints``.
+    A model with no scored reply is in neither ranking: it is listed as failed."""
     constraints = constraints or Constraints()
     if not summary.models:
         raise UsageError(f"run {summary.run.id} has no scored models - run `benchsel run` first")
     run_num_ctx = summary.run.options.get("num_ctx") if isinstance(summary.run.options, dict) else None
+    scored = [m for m in summary.models if not m.failed]
+    failed = tuple(FailedModel(m.name, m.display_name, m.failure or "failed") for m in summary.failed_models)
     checks = {
-        m.name: check(m, constraints, run_num_ctx if isinstance(run_num_ctx, int) else None)
-        for m in summary.models
+        m.name: check(m, constraints, run_num_ctx if isinstance(run_num_ctx, int) else None) for m in scored
     }
-    by_name = {m.name: m for m in summary.models}
+    by_name = {m.name: m for m in scored}
     rankings: dict[RankingName, Ranking] = {}
     names: tuple[RankingName, ...] = ("trainable_potential", "deploy_now")
     for name in names:
-        entries = _rank(name, summary.models, checks, weights)
-        rankings[name] = Ranking(name, tuple(entries), close_call(name, entries, by_name, seed))
+        entries = _rank(name, scored, checks, weights)
+        rankings[name] = Ranking(
+            name, tuple(entries), close_call(name, entries, by_name, seed), tuple(f.label for f in failed)
+        )
     return Selection(
         run_id=summary.run.id,
         evalset_name=summary.evalset.name,
@@ -732,6 +787,8 @@ def select(
         deploy_now=rankings["deploy_now"],
         snapshots={m.name: m.snapshot for m in summary.models},
         created_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        evalset_path=str(summary.evalset.path.resolve()),
+        failed=failed,
     )
 
 
@@ -748,24 +805,223 @@ def write_selection(selection: Selection, path: str | Path) -> Path:
     return target
 
 
-def load_selection(path: str | Path) -> dict[str, Any]:
-    """Read a ``selection.json``, checking its version and that it names a training winner."""
+# ---------------------------------------------------------------- selection.json, typed
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class EvalSetRef(_Record):
+    """The eval set a selection was scored on: `train` loads it from ``path`` (else by ``name``) and
+    refuses it when its content no longer has ``hash``."""
+
+    name: str = Field(min_length=1)
+    hash: str = Field(min_length=1)
+    path: str | None = None
+
+
+class Winners(_Record):
+    train: str | None = None
+    deploy_now: str | None = None
+
+
+class TrainBase(_Record):
+    """What `benchsel train` needs to resolve the base's weights."""
+
+    name: str = Field(min_length=1)
+    backend: str
+    digest: str
+    family: str | None = None
+    parameter_size: str | None = None
+    parameter_count: int | None = None
+    quantization: str | None = None
+    context_length: int | None = None
+    size_bytes: int | None = None
+    has_projector: bool = False
+
+
+class VramRecord(_Record):
+    bytes_needed: int
+    label: str
+    estimated_bytes: int | None = None
+    measured_bytes: int | None = None
+    headroom_bytes: int | None = None
+
+
+class TrainingRecord(_Record):
+    method: str
+    needed_bytes: int
+    fits: bool
+    headroom_bytes: int
+
+
+class EntryRecord(_Record):
+    model: str
+    label: str
+    rank: int | None
+    score: float
+    excluded: bool
+    exclusions: list[str]
+    reason: str
+    flags: list[str]
+    metrics: dict[str, float]
+    vram: VramRecord | None = None
+    training: TrainingRecord | None = None
+    decode_tokens_per_s: float | None = None
+    thinking_share: float = 0.0
+    found_gold: bool = True
+
+
+class EstimateRecord(_Record):
+    value: float
+    low: float
+    high: float
+
+
+class CloseCallRecord(_Record):
+    metric: str
+    first: str
+    second: str
+    difference: EstimateRecord
+    cases: int
+    text: str
+
+
+class RankingRecord(_Record):
+    winner: str | None
+    no_winner: str | None = None
+    main_metric: str
+    close_call: CloseCallRecord | None = None
+    entries: list[EntryRecord]
+
+
+class FailedRecord(_Record):
+    model: str
+    label: str
+    failure: str
+
+
+class SelectionRecord(_Record):
+    """selection.json: what `benchsel select` decided, read back by `benchsel train`. Older layouts
+    are migrated on read (:func:`migrate_selection`); a file that does not fit is refused whole."""
+
+    version: Literal[2]
+    created_at: str
+    run_id: str = Field(min_length=1)
+    evalset: EvalSetRef
+    winners: Winners
+    train_base: TrainBase | None
+    constraints: Constraints
+    weights: Weights
+    rankings: dict[RankingName, RankingRecord]
+    failed: list[FailedRecord] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _winner_has_a_base(self) -> SelectionRecord:
+        if self.winners.train is not None and self.train_base is None:
+            raise ValueError("winners.train is set but train_base is missing")
+        return self
+
+
+def migrate_selection(data: dict[str, Any]) -> dict[str, Any]:
+    """Bring an older selection.json layout up to :data:`SELECTION_VERSION`.
+
+    Version 1 (no eval-set path; close calls judged by overlapping marginal intervals, with both
+    estimates stored): the path is unknown, each entry's label is its model name, and the marginal
+    estimates are dropped."""
+    if data.get("version") == 1:
+        data = {**data, "version": 2}
+        rankings = data.get("rankings")
+        if isinstance(rankings, dict):
+            data["rankings"] = {key: _migrate_ranking_v1(value) for key, value in rankings.items()}
+    return data
+
+
+def _migrate_ranking_v1(ranking: Any) -> Any:
+    if not isinstance(ranking, dict):
+        return ranking
+    out = dict(ranking)
+    entries = out.get("entries")
+    if isinstance(entries, list):
+        out["entries"] = [
+            {"label": e.get("model"), **e} if isinstance(e, dict) and "label" not in e else e for e in entries
+        ]
+    close = out.get("close_call")
+    if isinstance(close, dict):
+        out["close_call"] = {k: v for k, v in close.items() if k not in ("first_estimate", "second_estimate")}
+    return out
+
+
+def load_selection(path: str | Path) -> SelectionRecord:
+    """Read and validate a ``selection.json`` (migrating an older layout), and check that it names a
+    training winner. Any problem is one UsageError naming the file and the field."""
     path = Path(path)
+    redo = "write it again with `benchsel select RUN_ID`"
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise UsageError(
             f"{path}: cannot be read ({exc.strerror}) - run `benchsel select RUN_ID` first"
         ) from None
-    except ValueError as exc:
-        raise UsageError(f"{path}: not valid JSON ({exc}) - write it again with `benchsel select`") from None
-    if not isinstance(data, dict) or data.get("version") != SELECTION_VERSION:
+    except (ValueError, RecursionError) as exc:
+        raise UsageError(f"{path}: not valid JSON ({exc}) - {redo}") from None
+    if not isinstance(data, dict):
+        raise UsageError(f"{path}: not a selection.json (a JSON object is expected) - {redo}")
+    version = data.get("version")
+    if version not in (1, SELECTION_VERSION):
         raise UsageError(
-            f"{path}: not a version {SELECTION_VERSION} selection.json - write it with `benchsel select`"
+            f"{path}: version {version!r} is not a selection.json layout this benchsel reads "
+            f"(1 or {SELECTION_VERSION}) - {redo}"
         )
-    if not (data.get("winners") or {}).get("train"):
-        raise UsageError(f"{path}: no model met the constraints, so there is nothing to train - pass --base")
-    return data
+    try:
+        record = SelectionRecord.model_validate(migrate_selection(data))
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(p) for p in err["loc"]) or "the file"
+        message = str(err["msg"]).removeprefix("Value error, ")
+        got = f" (got {_short_repr(err['input'])})" if err["loc"] else ""
+        raise UsageError(f"{path}: {where}: {message}{got} - {redo}") from None
+    if not record.winners.train:
+        why = (
+            record.rankings["trainable_potential"].no_winner
+            if "trainable_potential" in record.rankings
+            else None
+        )
+        raise UsageError(
+            f"{path}: {why or 'no model met the constraints'}, so there is nothing to train - pass --base"
+        )
+    return record
+
+
+def _short_repr(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def evalset_for_training(record: SelectionRecord) -> EvalSet:
+    """The eval set the selection was made on: from its stored path (else its name), refused when its
+    content changed since. Each error says to pass --evalset."""
+    from benchsel.errors import EvalSetError
+    from benchsel.evalset import load_evalset
+
+    ref = record.evalset
+    where = ref.path if ref.path and Path(ref.path).is_dir() else ref.name
+    try:
+        loaded = load_evalset(where)
+    except EvalSetError as exc:
+        stored = f" at {ref.path}" if ref.path else ""
+        raise UsageError(
+            f"the selection's eval set '{ref.name}'{stored} cannot be loaded ({exc}) - pass --evalset DIR "
+            "with the eval set the run was made on"
+        ) from None
+    if loaded.content_hash != ref.hash:
+        raise UsageError(
+            f"the eval set at {loaded.path} changed since the selection was made (content hash "
+            f"{loaded.content_hash[:12]}, the selection has {ref.hash[:12]}) - pass --evalset DIR to use "
+            "it anyway, or restore the version the run was made on"
+        )
+    return loaded
 
 
 # ---------------------------------------------------------------- candidates a backend can serve

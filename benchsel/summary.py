@@ -29,9 +29,18 @@ class HostFigures:
     error: str | None  # why the host stopped serving the model; its cases moved on
 
 
+def short_name(model: str) -> str:
+    """What tables call a model: a path to a ``.gguf`` file by its file stem (the full path stays in
+    the store and the snapshot); any other name as it is."""
+    if model.lower().endswith(".gguf"):
+        return Path(model).stem or model
+    return model
+
+
 @dataclass(frozen=True)
 class ModelSummary:
     name: str
+    """The model as the backend knows it (a tag, a demo name, the path to a .gguf file)."""
     backend: str
     snapshot: ModelSnapshot
     load_s: float | None
@@ -53,7 +62,40 @@ class ModelSummary:
             speed = f", {tps:.1f} tok/s" if tps else ""
             failed = f", failed: {figures.error}" if figures.error else ""
             parts.append(f"{figures.host} ({figures.replies} replies{speed}{failed})")
-        return f"{self.name} ran on " + "; then ".join(parts) + f"; figures shown are {self.host}'s"
+        return f"{self.display_name} ran on " + "; then ".join(parts) + f"; figures shown are {self.host}'s"
+
+    label: str = ""
+    """The short name every table shows (see :func:`short_name`); empty means ``name``."""
+
+    @property
+    def display_name(self) -> str:
+        return self.label or self.name
+
+    @property
+    def failed(self) -> bool:
+        """No reply could be scored: the model has no score, only its errors."""
+        return self.score.replies == 0
+
+    @property
+    def error_counts(self) -> str:
+        """Each error class with its count: "2 transport:timeout, 1 rejected:http_400"."""
+        return ", ".join(f"{count} {kind}" for kind, count in sorted(self.error_kinds.items()))
+
+    @property
+    def failure(self) -> str | None:
+        """Why a failed model has no score, with each error class and its count; None when it has one."""
+        if not self.failed:
+            return None
+        failed = sum(self.error_kinds.values())
+        if not failed:
+            return "failed: no reply to a case of this eval set"
+        plural = "s" if failed != 1 else ""
+        return f"failed: {failed} request{plural} failed ({self.error_counts}), no scored reply"
+
+    @property
+    def first_error(self) -> str | None:
+        """The first stored error message, to say what went wrong in the server's words."""
+        return next((r.error_message for r in self.results if r.error_message), None)
 
 
 @dataclass(frozen=True)
@@ -61,6 +103,15 @@ class RunSummary:
     run: RunRecord
     evalset: EvalSet
     models: tuple[ModelSummary, ...]
+
+    @property
+    def failed_models(self) -> tuple[ModelSummary, ...]:
+        return tuple(m for m in self.models if m.failed)
+
+    @property
+    def nothing_scored(self) -> bool:
+        """True when there were models and none produced a scored reply: the run failed."""
+        return bool(self.models) and all(m.failed for m in self.models)
 
     def model(self, name: str) -> ModelSummary:
         for summary in self.models:
@@ -116,7 +167,38 @@ def summarize_model(
         speed=speed_stats(replies),
         results=tuple(results),
         error_kinds=dict(Counter(r.error_kind for r in results if r.error_kind)),
+        label=short_name(name),
     )
+
+
+def summary_of_score(name: str, score: ModelScore, *, backend: str = "") -> ModelSummary:
+    """A summary of replies scored without a run (predictions made elsewhere): no speed, no memory."""
+    return ModelSummary(
+        name=name,
+        backend=backend,
+        snapshot=ModelSnapshot(name=name, backend=backend, digest=""),
+        load_s=None,
+        memory=None,
+        score=score,
+        speed=speed_stats([]),
+        results=(),
+        error_kinds={},
+        label=name,
+    )
+
+
+def _unique_labels(models: list[ModelSummary]) -> list[ModelSummary]:
+    """Two .gguf files with the same stem (a/model.gguf, b/model.gguf) keep their parent folder in the
+    short name, and if that still collides, the whole path, so no two rows read the same."""
+    counts = Counter(m.display_name for m in models)
+    out = []
+    for m in models:
+        if counts[m.display_name] > 1 and m.display_name != m.name:
+            path = Path(m.name)
+            m = replace(m, label=f"{path.parent.name}/{path.stem}" if path.parent.name else m.name)
+        out.append(m)
+    counts = Counter(m.display_name for m in out)
+    return [replace(m, label=m.name) if counts[m.display_name] > 1 else m for m in out]
 
 
 def summarize_run(
@@ -149,7 +231,13 @@ def summarize_run(
             seed=seed,
         )
         models.append(_pin_to_hosts(summary, [m for m in rows if m.name == name]))
-    return RunSummary(run, loaded, tuple(models))
+    stored_cases = {r.case_id for m in models for r in m.results}
+    if evalset is not None and stored_cases and stored_cases.isdisjoint(loaded.by_id):
+        raise UsageError(
+            f"run {run.id} has no reply to any case of eval set '{loaded.name}' (no case id in common) "
+            f"- pass the eval set the run was made with ({run.evalset_name}), or leave out --evalset"
+        )
+    return RunSummary(run, loaded, tuple(_unique_labels(models)))
 
 
 def _pin_to_hosts(summary: ModelSummary, rows: list[StoredModel]) -> ModelSummary:

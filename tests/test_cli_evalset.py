@@ -126,3 +126,62 @@ def test_import_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
     with pytest.raises(SystemExit) as info:
         main(["evalset", "import", "--format", "xml", "a", "b"])
     assert info.value.code == 2
+
+
+@pytest.mark.parametrize("command", ["validate", "stats"])
+def test_deeply_nested_cases_are_one_clear_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], command: str
+) -> None:
+    root = tmp_path / "deep"
+    shutil.copytree(bundled_root() / "extraction-v1", root)
+    first = (root / "cases.jsonl").read_text().splitlines()[0]
+    (root / "cases.jsonl").write_text(first + "\n" + "[" * 100_000 + "]" * 100_000 + "\n")
+    line = run_error(["evalset", command, str(root)], capsys)
+    assert line == f"Error: {root / 'cases.jsonl'}:2: not valid JSON: nested too deeply"
+
+
+def test_validate_lists_every_problem_with_file_and_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = tmp_path / "many"
+    shutil.copytree(bundled_root() / "extraction-v1", root)
+    lines = (root / "cases.jsonl").read_text().splitlines()
+    bad_difficulty = json.loads(lines[2]) | {"difficulty": "hard"}
+    (root / "cases.jsonl").write_text(
+        "\n".join([lines[0], "{not json", lines[1], lines[0], json.dumps(bad_difficulty), *lines[3:]]) + "\n"
+    )
+    (root / "prompt.md").write_text("# User\n\nno placeholder here\n")
+    with pytest.raises(SystemExit) as info:
+        main(["evalset", "validate", str(root)])
+    assert info.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    cases = root / "cases.jsonl"
+    assert err == [
+        f"{root / 'prompt.md'}: the '# User' section must contain {{text}} where the case text goes",
+        f"{cases}:2: not valid JSON: Expecting property name enclosed in double quotes",
+        f"{cases}:4: duplicate id 'v1-001' (first on line 1)",
+        f"{cases}:5: difficulty: unknown difficulty 'hard', use one of simple, medium, complex, adversarial",
+        f"Error: {root}: 4 problems - fix each line above",
+    ]
+
+    with pytest.raises(SystemExit):
+        main(["evalset", "validate", str(root), "--max-problems", "2"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert (
+        len(err) == 3
+        and err[-1] == f"Error: {root}: 4 problems (the first 2 are listed) - fix each line above"
+    )
+
+
+def test_a_byte_order_mark_is_ignored_in_every_eval_set_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = tmp_path / "bom"
+    shutil.copytree(bundled_root() / "extraction-v1", root)
+    for name in ("evalset.toml", "cases.jsonl", "schema.json", "prompt.md"):
+        (root / name).write_bytes(b"\xef\xbb\xbf" + (root / name).read_bytes())
+    main(["evalset", "validate", str(root)])
+    assert capsys.readouterr().out.startswith("ok: extraction-v1 v1, 24 cases, content hash ")
+    from benchsel.evalset import load_evalset, validate_evalset
+
+    assert validate_evalset(root).content_hash == load_evalset(root).content_hash

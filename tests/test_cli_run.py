@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import socket
 from pathlib import Path
 
@@ -55,6 +56,7 @@ def test_run_on_the_embedded_engine_prints_the_table_and_writes_reports(
         (["--backend", "openai", "--models", "m"], "--base-url"),
         (["--backend", "llamacpp", "--models", " , "], "--models"),
         (["--backend", "llamacpp", "--models", "smollm2:135m", "-j", "0"], "at least 1"),
+        (["--backend", "llamacpp", "--models", "smollm2:135m", "--limit", "0"], "--limit 0"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(
@@ -64,6 +66,86 @@ def test_bad_input_is_one_line_and_exit_2(
     assert code == 2
     assert expected in stderr
     assert "Traceback" not in stderr and len(stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "expected"),
+    [
+        ("--timeout", "-1", "Error: --timeout -1.0: must be a number above 0 seconds, e.g. --timeout 300"),
+        ("--timeout", "inf", "Error: --timeout inf: must be a number above 0 seconds, e.g. --timeout 300"),
+        (
+            "--temperature",
+            "nan",
+            "Error: --temperature nan: must be a number at least 0, e.g. --temperature 0",
+        ),
+        ("--limit", "0", "Error: --limit 0: must be a whole number at least 1, e.g. --limit 5"),
+        ("--limit", "-1", "Error: --limit -1: must be a whole number at least 1, e.g. --limit 5"),
+        (
+            "--num-predict",
+            "0",
+            "Error: --num-predict 0: must be a whole number at least 1, e.g. --num-predict 1024",
+        ),
+        ("--num-predict", "-5", "Error: --num-predict -5: must be a whole number at least 1"),
+        ("--num-ctx", "0", "Error: --num-ctx 0: must be a whole number at least 1, e.g. --num-ctx 4096"),
+        ("--threads", "-4", "Error: --threads -4: must be a whole number at least 1, e.g. --threads 4"),
+        ("-j", "0", "Error: -j 0: must be a whole number at least 1, e.g. -j 2"),
+        ("--repeats", "0", "Error: --repeats 0: must be a whole number at least 1, e.g. --repeats 3"),
+        ("--retries", "-1", "Error: --retries -1: must be a whole number at least 0, e.g. --retries 3"),
+        ("--limit", "two", "Error: --limit 'two': must be a whole number at least 1"),
+    ],
+)
+def test_numeric_options_out_of_range_are_one_line_and_exit_2(
+    option: str, value: str, expected: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = tmp_path / "r.sqlite"
+    args = ["run", "--backend", "llamacpp", "--models", "smollm2:135m", option, value, "--db", str(db)]
+    code, _, stderr = invoke(args, capsys)
+    assert code == 2
+    assert stderr.strip().startswith(expected)
+    assert len(stderr.strip().splitlines()) == 1 and "Traceback" not in stderr
+    assert not db.exists()  # refused before anything was opened or started
+
+
+@pytest.mark.parametrize(
+    ("keyword", "value", "expected"),
+    [
+        ("timeout_s", -1.0, "--timeout -1.0: must be a number above 0 seconds"),
+        ("temperature", float("nan"), "--temperature nan: must be a number at least 0"),
+        ("limit", 0, "--limit 0: must be a whole number at least 1"),
+        ("num_predict", 0, "--num-predict 0"),
+        ("num_ctx", 0, "--num-ctx 0"),
+        ("threads", -4, "--threads -4"),
+        ("concurrency", 0, "-j 0"),
+        ("repeats", 0, "--repeats 0"),
+    ],
+)
+def test_the_library_call_checks_the_same_bounds(
+    keyword: str, value: float, expected: str, tmp_path: Path
+) -> None:
+    from benchsel import api
+    from benchsel.errors import UsageError
+
+    with pytest.raises(UsageError, match=re.escape(expected)) as info:
+        api.run("smollm2:135m", backend="llamacpp", db=tmp_path / "r.sqlite", **{keyword: value})
+    assert info.value.exit_code == 2
+    assert not (tmp_path / "r.sqlite").exists()
+
+
+@pytest.mark.integration
+def test_a_model_with_no_scored_reply_is_failed_and_the_run_exits_1(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # a context of 16 tokens cannot hold the prompt: llama-server rejects every request (HTTP 400)
+    args = ["run", "--backend", "llamacpp", "--models", "smollm2:135m", "--num-ctx", "16", "--limit", "1"]
+    args += ["--num-predict", "4", "--no-report", "--db", str(tmp_path / "r.sqlite")]
+    code, stdout, stderr = invoke(args, capsys)
+    assert code == 1
+    assert "failed: 1 rejected:" in stdout
+    assert "1.00" not in stdout  # no perfect score made of nothing
+    note = next(line for line in stdout.splitlines() if line.startswith("note smollm2:135m"))
+    assert "failed: 1 request failed (1 rejected:" in note and "left out of the rankings" in note
+    assert stderr.strip().startswith("Error: run ") and "no model produced a scored reply" in stderr
+    assert len(stderr.strip().splitlines()) == 1
 
 
 def test_unreachable_ollama_says_how_to_start_it(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

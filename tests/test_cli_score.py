@@ -115,17 +115,20 @@ def test_score_is_seeded_and_strict_flag(tmp_path: Path, capsys: pytest.CaptureF
 @pytest.mark.parametrize(
     ("rows", "expected"),
     [
-        (["not json"], ':1: not a JSON object - each line must be {"id": ..., "output": ...}'),
+        (
+            ["not json"],
+            ':1: not a JSON object - each line must be {"id": ..., "output": ...} (optionally "repeat": N)',
+        ),
         (
             [{"id": "v1-001", "output": "x"}, {"output": "x"}],
-            ':2: each line must be {"id": ..., "output": ...}',
+            ':2: each line must be {"id": ..., "output": ...} (optionally "repeat": N)',
         ),
-        ([[1, 2]], ':1: each line must be {"id": ..., "output": ...}'),
+        ([[1, 2]], ':1: each line must be {"id": ..., "output": ...} (optionally "repeat": N)'),
         ([{"id": "nope", "output": "x"}], ":1: id 'nope' is not a case of the eval set"),
         ([""], ": holds no predictions"),
         (
             ['{"id": "v1-001", "output": ' + "[" * 100_000],
-            ':1: not a JSON object - each line must be {"id": ..., "output": ...}',
+            ':1: not a JSON object - each line must be {"id": ..., "output": ...} (optionally "repeat": N)',
         ),
     ],
     ids=["not-json", "no-id", "not-object", "unknown-id", "empty", "deep-nesting"],

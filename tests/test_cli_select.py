@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -11,6 +13,8 @@ from test_selection import RUN_ID, build_motivating_store
 
 from benchsel import hardware
 from benchsel.cli.main import cli
+from benchsel.errors import UsageError
+from benchsel.selection import evalset_for_training, load_selection
 
 
 @pytest.fixture
@@ -107,8 +111,9 @@ def test_weight_overrides_from_the_command_line_and_a_file(db: Path, tmp_path: P
     [
         (("--weight", "recall=1"), "Error: unknown weight 'recall' - valid names: content_entity_recall, "),
         (("--weight", "valid_json=much"), "Error: weight valid_json='much' is not a number"),
-        (("--reserve", "three"), "Error: cannot read 'three' as a size"),
+        (("--reserve", "three"), "Error: --reserve: cannot read 'three' as a size"),
         (("--reserve", "9GiB"), "the reserve must be smaller than the VRAM budget"),
+        (("--reserve", "3"), "Error: --reserve: size '3' has no unit - write e.g. 3GiB; units: B, KiB/K"),
     ],
 )
 def test_bad_options_exit_2_with_the_fix(db: Path, args: tuple[str, ...], message: str):
@@ -163,3 +168,138 @@ def test_models_with_no_ollama_answering_exits_2():
     result = invoke("models", "--backend", "ollama", "--host", "http://127.0.0.1:9")
     assert result.exit_code == 2
     assert "Error: " in result.output
+
+
+def test_a_vram_size_without_a_unit_is_an_error_that_shows_the_units(db: Path, tmp_path: Path):
+    result = invoke("select", RUN_ID, "--vram", "8", "--db", str(db), "--out", str(tmp_path / "o"))
+    assert result.exit_code == 2
+    assert result.output.strip() == (
+        "Error: --vram: size '8' has no unit - write e.g. 8GiB; "
+        "units: B, KiB/K, MiB/M, GiB/G, TiB/T (binary), KB, MB, GB, TB (decimal)"
+    )
+    assert not (tmp_path / "o").exists()
+
+
+def test_select_on_an_eval_set_sharing_no_case_is_an_error_that_keeps_the_selection(db: Path, tmp_path: Path):
+    out = tmp_path / "out"
+    assert invoke("select", RUN_ID, "--vram", "8GiB", "--db", str(db), "--out", str(out)).exit_code == 0
+    good = (out / RUN_ID / "selection.json").read_text()
+    result = invoke("select", RUN_ID, "--vram", "8GiB", "--evalset", "extraction-v1", "--db", str(db),
+                    "--out", str(out))  # fmt: skip
+    assert result.exit_code == 2
+    assert result.output.strip() == (
+        f"Error: run {RUN_ID} has no reply to any case of eval set 'extraction-v1' (no case id in common) "
+        "- pass the eval set the run was made with (motivating), or leave out --evalset"
+    )
+    assert (out / RUN_ID / "selection.json").read_text() == good
+
+
+def test_the_selection_stores_the_eval_set_path_and_hash(db: Path, tmp_path: Path):
+    out = tmp_path / "out"
+    assert invoke("select", RUN_ID, "--vram", "8GiB", "--db", str(db), "--out", str(out)).exit_code == 0
+    record = load_selection(out / RUN_ID / "selection.json")
+    assert record.evalset.path == str((tmp_path / "evalset").resolve())
+    assert evalset_for_training(record).content_hash == record.evalset.hash
+
+    cases = tmp_path / "evalset" / "cases.jsonl"
+    cases.write_text(cases.read_text() + "\n")  # the content changed since the selection
+    with pytest.raises(UsageError, match=r"changed since the selection was made .* pass --evalset DIR"):
+        evalset_for_training(record)
+    moved = record.model_copy(update={"evalset": record.evalset.model_copy(update={"path": "/gone"})})
+    gone = r"the selection's eval set 'motivating' at /gone cannot be loaded .* pass --evalset DIR"
+    with pytest.raises(UsageError, match=gone):
+        evalset_for_training(moved)
+
+
+def edited(tmp_path: Path, db: Path, **changes: object) -> Path:
+    out = tmp_path / "out"
+    assert invoke("select", RUN_ID, "--vram", "8GiB", "--db", str(db), "--out", str(out)).exit_code == 0
+    data = json.loads((out / RUN_ID / "selection.json").read_text())
+    data.update(changes)
+    path = tmp_path / "edited.json"
+    path.write_text(json.dumps(data))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"winners": "ok"}, "winners: Input should be a valid dictionary or instance of Winners (got 'ok')"),
+        ({"evalset": "x"}, "evalset: Input should be a valid dictionary or instance of EvalSetRef (got 'x')"),
+        (
+            {"train_base": [1, 2, 3]},
+            "train_base: Input should be a valid dictionary or instance of TrainBase",
+        ),
+        ({"surprise": 1}, "surprise: Extra inputs are not permitted"),
+        ({"version": 7}, "version 7 is not a selection.json layout this benchsel reads (1 or 2)"),
+    ],
+)
+def test_a_hand_edited_selection_is_one_clear_line_before_any_training(
+    db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, changes: dict[str, object], message: str
+):
+    from benchsel.train import pipeline
+
+    monkeypatch.setattr(pipeline, "_module_available", lambda name: True)
+
+    def never(*args: object, **kwargs: object) -> None:
+        raise AssertionError("training started")
+
+    monkeypatch.setattr(pipeline, "build_data", never)
+    path = edited(tmp_path, db, **changes)
+    result = invoke("train", "--from-selection", str(path), "--n", "8", "--max-steps", "1")
+    assert result.exit_code == 2, result.output
+    assert result.output.strip().startswith(f"Error: {path}: ")
+    assert message in result.output
+    assert len(result.output.strip().splitlines()) == 1
+
+
+def test_a_version_1_selection_is_migrated_on_read(db: Path, tmp_path: Path):
+    out = tmp_path / "out"
+    assert invoke("select", RUN_ID, "--vram", "8GiB", "--db", str(db), "--out", str(out)).exit_code == 0
+    data = json.loads((out / RUN_ID / "selection.json").read_text())
+    # the version 1 layout: no eval-set path, no labels, close calls with both marginal estimates
+    data["version"] = 1
+    data["evalset"] = {"name": data["evalset"]["name"], "hash": data["evalset"]["hash"]}
+    data.pop("failed")
+    for ranking in data["rankings"].values():
+        ranking.pop("no_winner")
+        ranking["close_call"] = {
+            "metric": "as_is_entity_f1", "first": "a", "second": "b", "cases": 20, "text": "...",
+            "first_estimate": {"value": 0.7, "low": 0.6, "high": 0.8},
+            "second_estimate": {"value": 0.6, "low": 0.5, "high": 0.7},
+            "difference": {"value": 0.1, "low": -0.05, "high": 0.2},
+        }  # fmt: skip
+        for entry in ranking["entries"]:
+            entry.pop("label")
+            entry.pop("found_gold")
+    old = tmp_path / "v1.json"
+    old.write_text(json.dumps(data))
+    record = load_selection(old)
+    assert record.version == 2 and record.evalset.path is None
+    assert record.winners.train == "gemma4:e2b"
+    entry = record.rankings["deploy_now"].entries[0]
+    assert entry.label == entry.model
+
+
+def test_select_with_no_winner_says_why(tmp_path: Path):
+    from test_selection import THINKING_MODELS
+
+    db = build_motivating_store(tmp_path)
+    with contextlib.closing(sqlite3.connect(db)) as connection, connection:
+        # keep only the four thinking models: none of them ever reached an answer
+        for table in ("results", "models"):
+            column = "model" if table == "results" else "name"
+            marks = ",".join("?" * len(THINKING_MODELS))
+            connection.execute(f"DELETE FROM {table} WHERE {column} NOT IN ({marks})", list(THINKING_MODELS))
+    out = tmp_path / "out"
+    result = invoke("select", RUN_ID, "--vram", "8GiB", "--db", str(db), "--out", str(out))
+    assert result.exit_code == 0, result.output
+    assert any(
+        line.startswith("Train: no winner: no candidate has a score above zero on the task")
+        for line in lines(result)
+    )
+    data = json.loads((out / RUN_ID / "selection.json").read_text())
+    assert data["winners"] == {"train": None, "deploy_now": None}
+    refused = invoke("train", "--from-selection", str(out / RUN_ID / "selection.json"))
+    assert refused.exit_code == 2
+    assert "no candidate has a score above zero" in refused.output and "pass --base" in refused.output

@@ -144,7 +144,7 @@ def test_empty_and_non_utf8_cases(evalset_dir: Path) -> None:
     (evalset_dir / "cases.jsonl").write_text("\n\n")
     assert _error(evalset_dir).endswith("cases.jsonl: holds no cases")
     (evalset_dir / "cases.jsonl").write_bytes(b'{"id": "\xff"}\n')
-    assert "cases.jsonl: not UTF-8" in _error(evalset_dir)
+    assert "cases.jsonl:1: not UTF-8" in _error(evalset_dir)
 
 
 def test_schema_that_is_not_valid_json_schema(evalset_dir: Path) -> None:

@@ -394,7 +394,7 @@ def test_parse_llama_server_memory_on_cuda_counts_device_buffers():
         ("8GB", 8_000_000_000),
         ("7.5G", 8_053_063_680),  # bare G is binary: 7.5 * 2^30
         ("512MiB", 536_870_912),
-        ("1024", 1024),
+        ("0", 0),
         (" 4.5 gib ", 4_831_838_208),
         ("300 MB", 300_000_000),
         ("512 B", 512),
@@ -408,6 +408,13 @@ def test_parse_bytes(text: str, expected: int):
 def test_parse_bytes_rejects_with_an_example(text: str):
     with pytest.raises(UsageError, match="e.g. 8GiB"):
         parse_bytes(text)
+
+
+@pytest.mark.parametrize("text", ["8", "1024", " 7.5 "])
+def test_a_size_without_a_unit_is_an_error_that_shows_the_units(text: str):
+    with pytest.raises(UsageError, match=r"has no unit - write e.g. .*GiB; units: B, KiB/K") as info:
+        parse_bytes(text)
+    assert info.value.exit_code == 2
 
 
 @pytest.mark.parametrize(

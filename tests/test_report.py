@@ -20,7 +20,7 @@ from benchsel.report import parse_formats, write_report
 from benchsel.report.demo import DEMO_PROFILES, write_demo_evalset, write_demo_run
 from benchsel.selection import Constraints, select
 from benchsel.store import Store, StoredResult
-from benchsel.summary import RunSummary, summarize_run
+from benchsel.summary import ModelSummary, RunSummary, summarize_model, summarize_run
 
 GIB = 1024**3
 PAYLOAD = (
@@ -258,3 +258,29 @@ def test_cli_report_unknown_run_exits_2(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["report", "nope", "--db", str(tmp_path / "runs.sqlite")])
     assert result.exit_code == 2
     assert "no run 'nope'" in result.output
+
+
+def failed_model(summary: RunSummary, name: str) -> ModelSummary:
+    results = [
+        StoredResult(summary.run.id, name, case.id, 0, "", None, "rejected:http_400", "exceeds the context")
+        for case in summary.evalset.cases
+    ]
+    return summarize_model(summary.evalset, name, results, backend="llamacpp")
+
+
+def test_a_failed_model_is_a_failed_row_and_no_winner_is_explained(tmp_path: Path) -> None:
+    store, summary = make_run(tmp_path, profiles=2)
+    store.close()
+    broken = failed_model(summary, "broken:1b")
+    n = len(summary.evalset.cases)
+    mixed = RunSummary(summary.run, summary.evalset, (*summary.models, broken))
+    md_path, _ = write_report(mixed, select(mixed), tmp_path / "mixed", ("md", "html"))
+    md = md_path.read_text()
+    row = next(line for line in md.splitlines() if line.startswith("| broken:1b |"))
+    assert f"failed: {n} rejected:http_400" in row and "1.00" not in row
+    assert f"broken:1b: failed: {n} requests failed ({n} rejected:http_400), no scored reply" in md
+
+    only = RunSummary(summary.run, summary.evalset, (broken,))
+    md_path, html_path = write_report(only, select(only), tmp_path / "only", ("md", "html"))
+    reason = "no winner: every model failed (broken:1b): no reply could be scored"
+    assert reason in md_path.read_text() and reason in html_path.read_text()

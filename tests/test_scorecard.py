@@ -149,3 +149,13 @@ def test_score_predictions_file(v1: EvalSet, tmp_path: Any) -> None:
     result = score_predictions("extraction-v1", path)
     assert result.valid_json.value == 0.5
     assert result.as_is.entities.counts.tp == 3
+
+
+@pytest.mark.parametrize("constant", ["NaN", "Infinity", "-Infinity"])
+def test_nan_in_a_reply_is_neither_valid_json_nor_schema_valid(v1: EvalSet, constant: str) -> None:
+    answer = json.dumps(gold_answer(v1, "v1-001"))[:-1] + f', "confidence": {constant}}}'
+    result = score(v1, [ReplyInput("v1-001", answer)])
+    assert result.valid_json.value == 0.0 and result.schema_valid.value == 0.0
+    assert result.recovered.value == 1.0
+    assert result.content.entities.f1.value == 1.0  # the content view still reads the answer
+    assert result.as_is.entities.f1.value == 0.0

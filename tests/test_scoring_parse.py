@@ -227,3 +227,18 @@ def test_truncated_after_thinking() -> None:
     parsed = parse_reply('<think>ok</think>{"entities": [{"name": "A"}, {"name": "B')
     assert parsed.recovery == "truncated"
     assert parsed.recovered == {"entities": [{"name": "A"}]}
+
+
+@pytest.mark.parametrize("constant", ["NaN", "Infinity", "-Infinity"])
+def test_nan_and_infinity_are_not_json_but_are_recovered(constant: str) -> None:
+    reply = f'{{"entities": [], "relationships": [], "confidence": {constant}}}'
+    parsed = parse_reply(reply)
+    assert parsed.strict is None and not parsed.strict_ok
+    assert parsed.recovered is not None and parsed.recovered["entities"] == []
+    assert parsed.recovery != "strict"
+
+
+def test_nan_inside_a_string_is_plain_text() -> None:
+    parsed = parse_reply('{"entities": [{"name": "NaN", "role": "subject"}], "relationships": []}')
+    assert parsed.strict_ok and parsed.strict is not None
+    assert parsed.strict["entities"][0]["name"] == "NaN"

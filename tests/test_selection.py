@@ -9,6 +9,7 @@ models that never reached the JSON).
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,8 +22,11 @@ from benchsel.backends.base import Memory, ModelSnapshot, Reply
 from benchsel.errors import UsageError
 from benchsel.evalset import load_evalset
 from benchsel.hardware import GIB, format_bytes
+from benchsel.report.selection_view import from_selection
+from benchsel.scoring.scorecard import FORMAT_DEBT_MIN_CONTENT_F1
 from benchsel.selection import (
     DEFAULT_WEIGHTS,
+    SELECTION_VERSION,
     Constraints,
     Weights,
     load_selection,
@@ -32,7 +36,7 @@ from benchsel.selection import (
     write_selection,
 )
 from benchsel.store import RunRecord, Store, StoredResult
-from benchsel.summary import RunSummary, summarize_run
+from benchsel.summary import ModelSummary, RunSummary, summarize_model, summarize_run
 
 CASES = 20
 RUN_ID = "r-motivating"
@@ -324,7 +328,8 @@ def test_thinking_models_are_flagged_in_both_rankings_with_their_share(summary: 
     qwen = selection.trainable.entry("qwen3:4b").reason
     assert "; 100% of its output was reasoning before any JSON; content recall 0.00, 0% valid JSON;" in qwen
     assert qwen.endswith(
-        "tied on score with nemotron-mini:4b, nemotron-3-nano:4b, qwen3.5:4b: decode speed breaks the tie"
+        "tied on score with nemotron-mini:4b, nemotron-3-nano:4b, qwen3.5:4b: decode speed breaks the tie; "
+        "found no gold entity or relationship, so it cannot win"
     )
     assert not any(f.startswith("thinking") for f in selection.trainable.entry("gemma4:e2b").flags)
 
@@ -398,10 +403,11 @@ def test_close_call_reports_the_paired_bootstrap_difference(summary: RunSummary)
     assert deploy.cases == CASES
     assert deploy.difference.value == pytest.approx(e2b.value - e4b.value)
     assert deploy.difference.low <= deploy.difference.value <= deploy.difference.high
+    assert deploy.difference.low <= 0 <= deploy.difference.high  # what makes it a close call
     assert deploy.text() == (
-        f"gemma4:e2b and gemma4:e4b are within each other's 95% intervals on as_is_entity_f1 "
-        f"({e2b:.2f} vs {e4b:.2f}); paired bootstrap difference on the same 20 cases: "
-        f"{deploy.difference.value:+.2f} [{deploy.difference.low:+.2f}, {deploy.difference.high:+.2f}]"
+        "gemma4:e2b and gemma4:e4b cannot be told apart on as_is_entity_f1: the paired bootstrap difference "
+        f"on the same 20 cases is {deploy.difference.value:+.2f} [{deploy.difference.low:+.2f}, "
+        f"{deploy.difference.high:+.2f}], an interval that includes 0"
     )
 
 
@@ -481,24 +487,162 @@ def test_selection_json_round_trip(summary: RunSummary, tmp_path: Path):
     selection = select(summary, Constraints(vram_bytes=8 * GIB, reserve_bytes=3 * GIB))
     path = write_selection(selection, tmp_path / "out")
     assert path == tmp_path / "out" / "selection.json"
-    data = load_selection(path)
-    assert data["run_id"] == RUN_ID
-    assert data["evalset"] == {"name": "motivating", "hash": summary.evalset.content_hash}
-    assert data["winners"]["train"] == "gemma4:e2b"
-    assert data["train_base"]["name"] == "gemma4:e2b" and data["train_base"]["quantization"] == "Q8_0"
-    assert data["constraints"]["vram_bytes"] == 8 * GIB and data["constraints"]["reserve_bytes"] == 3 * GIB
-    assert data["weights"] == DEFAULT_WEIGHTS.model_dump()
-    entries = {e["model"]: e for e in data["rankings"]["trainable_potential"]["entries"]}
-    assert entries["gemma4:e4b"]["excluded"] is True
-    assert entries["gemma4:e2b"]["vram"]["label"] == "measured (ollama /api/ps)"
-    assert entries["gemma4:e2b"]["vram"]["estimated_bytes"] > entries["gemma4:e2b"]["vram"]["measured_bytes"]
-    assert data["rankings"]["trainable_potential"]["main_metric"] == "content_entity_recall"
+    record = load_selection(path)
+    assert record.version == SELECTION_VERSION and record.run_id == RUN_ID
+    assert record.evalset.model_dump() == {
+        "name": "motivating",
+        "hash": summary.evalset.content_hash,
+        "path": str(summary.evalset.path.resolve()),
+    }
+    assert record.winners.train == "gemma4:e2b"
+    assert record.train_base is not None
+    assert record.train_base.name == "gemma4:e2b" and record.train_base.quantization == "Q8_0"
+    assert record.constraints.vram_bytes == 8 * GIB and record.constraints.reserve_bytes == 3 * GIB
+    assert record.weights == DEFAULT_WEIGHTS
+    ranking = record.rankings["trainable_potential"]
+    entries = {e.model: e for e in ranking.entries}
+    assert entries["gemma4:e4b"].excluded is True
+    e2b_vram = entries["gemma4:e2b"].vram
+    assert e2b_vram is not None and e2b_vram.label == "measured (ollama /api/ps)"
+    assert e2b_vram.estimated_bytes is not None and e2b_vram.measured_bytes is not None
+    assert e2b_vram.estimated_bytes > e2b_vram.measured_bytes
+    assert ranking.main_metric == "content_entity_recall"
+    assert json.loads(path.read_text()) == selection.to_json()
 
 
 def test_load_selection_refuses_what_it_cannot_use(tmp_path: Path):
     bad = tmp_path / "selection.json"
     bad.write_text('{"version": 99}')
-    with pytest.raises(UsageError, match="not a version 1 selection.json"):
+    with pytest.raises(UsageError, match="version 99 is not a selection.json layout this benchsel reads"):
         load_selection(bad)
     with pytest.raises(UsageError, match="run `benchsel select RUN_ID` first"):
         load_selection(tmp_path / "missing.json")
+
+
+# ---------------------------------------------------------------- failed models, no winner, close calls
+
+
+def model_of(summary: RunSummary, name: str, plan: Callable[[int], Plan]) -> ModelSummary:
+    """A model answering each case of the motivating eval set by ``plan``."""
+    results = [
+        StoredResult(RUN_ID, name, case.id, 0, "", reply(answer(i, plan(i)), 30.0))
+        for i, case in enumerate(summary.evalset.cases)
+    ]
+    return summarize_model(summary.evalset, name, results, backend="llamacpp")
+
+
+def failed_model(summary: RunSummary, name: str) -> ModelSummary:
+    results = [
+        StoredResult(RUN_ID, name, case.id, 0, "", None, "rejected:http_400", "exceeds the context size")
+        for case in summary.evalset.cases
+    ]
+    return summarize_model(summary.evalset, name, results, backend="llamacpp")
+
+
+def with_models(summary: RunSummary, *models: ModelSummary) -> RunSummary:
+    return RunSummary(summary.run, summary.evalset, models)
+
+
+def test_a_model_with_no_scored_reply_is_in_neither_ranking(summary: RunSummary):
+    broken = failed_model(summary, "smollm2:135m")
+    selection = select(with_models(summary, *summary.models, broken), Constraints())
+    for ranking in (selection.trainable, selection.deploy_now):
+        assert "smollm2:135m" not in [e.model for e in ranking.entries]
+        assert ranking.failed == ("smollm2:135m",)
+    assert [(f.model, f.failure) for f in selection.failed] == [
+        ("smollm2:135m", "failed: 20 requests failed (20 rejected:http_400), no scored reply")
+    ]
+    assert selection.train_winner is not None and selection.train_winner.model == "gemma4:e2b"
+    data = selection.to_json()
+    assert data["failed"] == [
+        {"model": "smollm2:135m", "label": "smollm2:135m", "failure": selection.failed[0].failure}
+    ]
+
+
+def test_when_every_model_failed_there_is_no_winner_and_the_reason_says_so(summary: RunSummary):
+    selection = select(with_models(summary, failed_model(summary, "smollm2:135m")), Constraints())
+    assert selection.train_winner is None and selection.deploy_winner is None
+    assert selection.trainable.no_winner == (
+        "no winner: every model failed (smollm2:135m): no reply could be scored"
+    )
+
+
+def test_no_winner_when_no_candidate_found_anything(summary: RunSummary):
+    thinking = with_models(summary, *(summary.model(name) for name in THINKING_MODELS))
+    selection = select(thinking, Constraints())
+    for ranking in (selection.trainable, selection.deploy_now):
+        assert ranking.winner is None
+        assert ranking.entries[0].score == 0.0 and not ranking.entries[0].excluded  # ranked, cannot win
+        assert ranking.close_call is None  # two models that found nothing are no close call
+        assert ranking.no_winner is not None
+        assert ranking.no_winner.startswith("no winner: no candidate has a score above zero on the task")
+    # a model whose only score is format (valid, empty answers) does not win either
+    empty = model_of(summary, "empty-json", lambda i: Plan(0, 0, False, False, True))
+    only_format = select(with_models(summary, empty), Constraints())
+    assert only_format.deploy_now.entries[0].score > 0  # 100% valid JSON is worth its weight ...
+    assert only_format.deploy_winner is None  # ... but it found nothing
+    assert "found no gold entity or relationship" in only_format.deploy_now.entries[0].reason
+    view = from_selection(only_format)
+    assert (view.cards[1].title, view.cards[1].value) == ("Winner to deploy now", "none")
+    assert view.cards[1].detail == only_format.deploy_now.no_winner
+    assert only_format.to_json()["rankings"]["deploy_now"]["no_winner"] == only_format.deploy_now.no_winner
+
+
+def test_a_model_that_found_something_ranks_above_one_scored_on_format_alone(summary: RunSummary):
+    empty = model_of(summary, "empty-json", lambda i: Plan(0, 0, False, False, True))
+    weak = model_of(summary, "weak", lambda i: Plan(1 if i == 0 else 0, 0, False, False, False))
+    selection = select(with_models(summary, empty, weak), Constraints())
+    first, second = selection.trainable.entries
+    assert (first.model, second.model) == ("weak", "empty-json")
+    assert first.score < second.score  # format alone (valid JSON, no thinking) outscores one entity ...
+    assert selection.train_winner is not None and selection.train_winner.model == "weak"  # ... not here
+
+
+def test_a_close_call_is_decided_by_the_paired_interval_not_by_overlapping_margins(summary: RunSummary):
+    # B finds one entity fewer than A on every case: the margins overlap (cases vary a lot), but the
+    # paired difference is positive on every resample, so the order is real and not a close call
+    a = model_of(summary, "a", lambda i: Plan(5 if i % 2 == 0 else 1, 0, True, False, True))
+    b = model_of(summary, "b", lambda i: Plan(4 if i % 2 == 0 else 0, 0, True, False, True))
+    assert a.score.as_is.entities.f1.overlaps(b.score.as_is.entities.f1)
+    selection = select(with_models(summary, a, b), Constraints())
+    assert [e.model for e in selection.deploy_now.entries] == ["a", "b"]
+    assert selection.deploy_now.close_call is None
+
+    # one entity fewer on a single case: the paired interval includes 0, a close call
+    c = model_of(
+        summary, "c", lambda i: Plan(4 if i == 0 else (5 if i % 2 == 0 else 1), 0, True, False, True)
+    )
+    close = select(with_models(summary, a, c), Constraints()).deploy_now.close_call
+    assert close is not None
+    assert (close.first, close.second, close.metric, close.cases) == ("a", "c", "as_is_entity_f1", CASES)
+    assert close.difference.low <= 0 <= close.difference.high
+    assert close.text() == (
+        "a and c cannot be told apart on as_is_entity_f1: the paired bootstrap difference on the same 20 "
+        f"cases is {close.difference:+.2f}, an interval that includes 0"
+    )
+
+
+def test_format_debt_is_claimed_only_when_the_content_view_is_good(summary: RunSummary):
+    # SmolLM2-like: mostly invalid JSON and almost nothing found: no content to unlock
+    poor = model_of(summary, "poor", lambda i: Plan(1 if i < 2 else 0, 0, False, False, i >= 16))
+    assert poor.score.content.entities.f1.value < FORMAT_DEBT_MIN_CONTENT_F1
+    assert poor.score.format_debt > 0 and not poor.score.has_format_debt
+    e2b = summary.model("gemma4:e2b")
+    assert e2b.score.has_format_debt
+    selection = select(with_models(summary, e2b, poor), Constraints())
+    assert "format debt" not in selection.trainable.entry("poor").reason
+    assert "format debt that LoRA fixes cheaply" in selection.trainable.entry("gemma4:e2b").reason
+
+
+def test_a_gguf_path_is_shown_by_its_file_stem(summary: RunSummary, tmp_path: Path):
+    path = "/models/dl/SmolLM2-135M-Instruct-Q8_0.gguf"
+    local = model_of(summary, path, gemma3_4b)
+    selection = select(with_models(summary, local, summary.model("gemma4:e2b")), Constraints())
+    entry = selection.deploy_now.entry(path)
+    assert entry.model == path and entry.label == "SmolLM2-135M-Instruct-Q8_0"
+    assert selection.deploy_winner is not None and selection.deploy_winner.label == entry.label
+    data = json.loads(write_selection(selection, tmp_path).read_text())
+    assert data["winners"]["deploy_now"] == path  # the full path stays where train and the store read it
+    view = from_selection(selection)
+    assert view.cards[1].value == "SmolLM2-135M-Instruct-Q8_0"
+    assert all(path not in row for ranking in view.rankings for row in ranking.rows)

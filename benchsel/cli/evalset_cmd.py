@@ -16,20 +16,38 @@ def evalset() -> None:
 
 @evalset.command()
 @click.argument("path")
-def validate(path: str) -> None:
-    """Check an eval set directory (or bundled name); errors name the file, line and reason.
+@click.option(
+    "--max-problems",
+    type=click.IntRange(min=1),
+    default=50,
+    show_default=True,
+    help="List at most this many problems.",
+)
+def validate(path: str, max_problems: int) -> None:
+    """Check an eval set directory (or bundled name) and list every problem, each as
+    file:line: reason (up to --max-problems). Exit 2 when there is any.
 
     \b
     Examples:
       benchsel evalset validate extraction-v1
-      benchsel evalset validate evalsets/conll04
+      benchsel evalset validate evalsets/my-set --max-problems 200
     """
-    from benchsel.evalset import load_evalset
+    from benchsel.errors import EvalSetError
+    from benchsel.evalset import validate_evalset
 
-    loaded = load_evalset(path)
+    result = validate_evalset(path, limit=max_problems)
+    if len(result.problems) == 1 and not result.more:
+        raise EvalSetError(result.problems[0])
+    if result.problems:
+        for problem in result.problems:
+            click.echo(problem, err=True)
+        total = len(result.problems) + result.more
+        shown = f" (the first {len(result.problems)} are listed)" if result.more else ""
+        raise EvalSetError(
+            f"{result.root}: {total} problem{'s' if total != 1 else ''}{shown} - fix each line above"
+        )
     render.console().print(
-        f"ok: {loaded.name} v{loaded.manifest.version}, {len(loaded.cases)} cases, "
-        f"content hash {loaded.content_hash[:12]}"
+        f"ok: {result.name} v{result.version}, {result.cases} cases, content hash {result.content_hash[:12]}"
     )
 
 

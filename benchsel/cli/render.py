@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import io
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -12,7 +15,6 @@ if TYPE_CHECKING:
     from rich.table import Table
 
     from benchsel.scoring.metrics import Estimate
-    from benchsel.scoring.scorecard import ModelScore
     from benchsel.summary import ModelSummary, RunSummary
 
 
@@ -46,6 +48,28 @@ def backend_options(command: Any = None, *, several_hosts: bool = False) -> Any:
     )(command)
 
 
+class Bounded(click.ParamType):
+    """A numeric option checked against benchsel.bounds: out of range is one "Error: ..." line
+    (a benchsel UsageError, exit 2), the same line the library call gives."""
+
+    def __init__(self, key: str) -> None:
+        from benchsel.bounds import RUN_BOUNDS
+
+        self.bound = RUN_BOUNDS[key]
+        self.name = "integer" if self.bound.integer else "float"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        from benchsel.errors import UsageError
+
+        if isinstance(value, str):
+            try:
+                value = int(value) if self.bound.integer else float(value)
+            except ValueError:
+                raise UsageError(f"{self.bound.option} {value!r}: must be {self.bound.describe()}") from None
+        self.bound.check(value)
+        return value
+
+
 def console(stderr: bool = False) -> Console:
     """Rich console; when output is not a terminal (a pipe, a log), wide enough for the tables."""
     from rich.console import Console
@@ -70,66 +94,124 @@ def rate(value: float | None, unit: str = "") -> str:
     return "-" if value is None else f"{value:.1f}{unit}"
 
 
-def results_table(summaries: list[ModelSummary], title: str | None = None) -> Table:
-    """The motivating case's table (DESIGN.md) plus schema-valid, content F1, latency and thinking."""
+@dataclass(frozen=True)
+class _Column:
+    header: str
+    cell: Callable[[ModelSummary], str]
+
+    @property
+    def stacked(self) -> str:
+        """The header on two lines ("Content" over "F1"), for a narrow table."""
+        return self.header.replace(" ", "\n", 1)
+
+
+def _columns(ci: bool) -> tuple[_Column, ...]:
+    """The results columns, most important first: a narrow terminal drops them from the end."""
+    return (
+        _Column("Valid JSON", lambda m: pct(m.score.valid_json)),
+        _Column("Entity F1", lambda m: num(m.score.as_is.entities.f1, ci)),
+        _Column("Rel F1", lambda m: num(m.score.as_is.relationships.f1, ci=False)),
+        _Column("Content F1", lambda m: num(m.score.content.entities.f1, ci)),
+        _Column("tok/s", lambda m: rate(m.speed.decode_tokens_per_s)),
+        _Column("Recall", lambda m: num(m.score.as_is.entities.recall, ci=False)),
+        _Column("Schema", lambda m: pct(m.score.schema_valid)),
+        _Column("p50 s", lambda m: rate(m.speed.latency_p50_s)),
+        _Column("Pre-JSON", lambda m: f"{m.speed.thinking_share:.0%}"),
+        _Column("Params", lambda m: m.snapshot.parameter_size or "-"),
+    )
+
+
+CORE_COLUMNS = 4
+"""Valid JSON, Entity F1, Rel F1 and Content F1: below this many, the intervals go before a column."""
+
+
+def results_table(summaries: list[ModelSummary], title: str | None = None, width: int | None = None) -> Table:
+    """The motivating case's table (DESIGN.md) plus schema-valid, content F1, latency and thinking.
+
+    Within ``width`` columns (default: no limit) the least important columns are left out, and then
+    the intervals, rather than any cell cut short: a model name is always shown whole. A model with no
+    scored reply is a row that says it failed, with its error classes and counts, and no figures."""
+    for ci in (True, False):
+        columns = list(_columns(ci))
+        while True:
+            table = _results_table(summaries, title, columns, ci)
+            if width is None or _natural_width(table) <= width:
+                return table
+            if len(columns) <= (CORE_COLUMNS if ci else 0):
+                break
+            columns.pop()
+    return table
+
+
+def _results_table(
+    summaries: list[ModelSummary], title: str | None, columns: list[_Column], ci: bool
+) -> Table:
     from rich.table import Table
 
-    table = Table(
-        title=title,
-        title_justify="left",
-        header_style="bold",
-        caption="F1 with 95% bootstrap intervals. Content F1: scored on what could be recovered from the "
-        "reply. Pre-JSON: share of output spent before any JSON (thinking, preamble).",
-        caption_justify="left",
+    caption = "F1 with 95% bootstrap intervals. " if ci else "F1 without its interval at this width. "
+    caption += (
+        "Content F1: scored on what could be recovered from the reply. "
+        "Pre-JSON: share of output spent before any JSON (thinking, preamble)."
     )
-    for header in (
-        "Model",
-        "Params",
-        "Valid JSON",
-        "Schema",
-        "Entity F1",
-        "Recall",
-        "Rel F1",
-        "Content F1",
-        "tok/s",
-        "p50 s",
-        "Pre-JSON",
-    ):
-        table.add_column(header, justify="left" if header == "Model" else "right", no_wrap=True)
+    hidden = [c.header for c in _columns(ci)[len(columns) :]]
+    if hidden:
+        caption += f" Not shown at this width: {', '.join(hidden)} (see report.html)."
+    table = Table(
+        title=title, title_justify="left", header_style="bold", caption=caption, caption_justify="left"
+    )
+    table.add_column("Model", justify="left", no_wrap=True)
+    for column in columns:
+        table.add_column(column.header if ci else column.stacked, justify="right", no_wrap=True)
     for m in summaries:
-        s: ModelScore = m.score
-        table.add_row(
-            m.name,
-            m.snapshot.parameter_size or "-",
-            pct(s.valid_json),
-            pct(s.schema_valid),
-            num(s.as_is.entities.f1),
-            num(s.as_is.entities.recall, ci=False),
-            num(s.as_is.relationships.f1, ci=False),
-            num(s.content.entities.f1),
-            rate(m.speed.decode_tokens_per_s),
-            rate(m.speed.latency_p50_s),
-            f"{m.speed.thinking_share:.0%}",
-        )
+        if m.failure is not None:
+            why = f"failed: {m.error_counts}" if m.error_kinds else "failed: no reply"
+            name = f"{_escape(m.display_name)}\n[red]{_escape(why)}[/]"
+            table.add_row(name, *(["[red]failed[/]"] + ["-"] * (len(columns) - 1))[: len(columns)])
+        else:
+            table.add_row(_escape(m.display_name), *(column.cell(m) for column in columns))
     return table
+
+
+def _escape(text: str) -> str:
+    from rich.markup import escape
+
+    return escape(text)
+
+
+def _natural_width(table: Table) -> int:
+    """The width the table takes when nothing is wrapped or cut."""
+    from rich.console import Console
+    from rich.measure import Measurement
+
+    wide = Console(width=10_000, file=io.StringIO())
+    return Measurement.get(wide, wide.options, table).maximum
 
 
 def notes(summary: RunSummary) -> list[str]:
     """Lines a person should not miss: errors, truncations, thinking, format debt."""
     lines = []
     for m in summary.models:
+        if m.failure is not None:
+            first = f" - first error: {m.first_error[:300]}" if m.first_error else ""
+            lines.append(
+                f"{m.display_name}: {m.failure}; it has no score and is left out of the rankings{first}"
+            )
+            continue
         if m.error_kinds:
-            kinds = ", ".join(f"{n} {k}" for k, n in sorted(m.error_kinds.items()))
-            lines.append(f"{m.name}: {sum(m.error_kinds.values())} requests failed ({kinds}); not scored")
+            lines.append(
+                f"{m.display_name}: {sum(m.error_kinds.values())} requests failed ({m.error_counts}); "
+                "not scored"
+            )
         if m.speed.truncated:
-            lines.append(f"{m.name}: {m.speed.truncated} replies hit the token limit (num_predict)")
+            lines.append(f"{m.display_name}: {m.speed.truncated} replies hit the token limit (num_predict)")
         if m.speed.thinking_share >= 0.5:
             lines.append(
-                f"{m.name}: {m.speed.thinking_share:.0%} of its output came before any JSON (thinking)"
+                f"{m.display_name}: {m.speed.thinking_share:.0%} of its output came before any JSON "
+                "(thinking)"
             )
-        if m.score.format_debt >= 0.05:
+        if m.score.has_format_debt:
             lines.append(
-                f"{m.name}: format debt {m.score.format_debt:.2f} entity F1 - understood but not delivered "
-                "as valid JSON (LoRA fixes this cheaply)"
+                f"{m.display_name}: format debt {m.score.format_debt:.2f} entity F1 - understood but not "
+                "delivered as valid JSON (LoRA fixes this cheaply)"
             )
     return lines

@@ -16,6 +16,18 @@ if TYPE_CHECKING:
     from benchsel.runner import Event
 
 
+def short_name(model: str) -> str:
+    from benchsel.summary import short_name as short
+
+    return short(model)
+
+
+def escape(text: str) -> str:
+    from rich.markup import escape as rich_escape
+
+    return rich_escape(text)
+
+
 class ProgressPrinter:
     """Turns runner events into one rich progress bar per model (cases done, cases/s, tok/s)."""
 
@@ -34,11 +46,11 @@ class ProgressPrinter:
                 self.progress.console.print(f"{verb} [bold]{run.id}[/] on {run.evalset_name} ({run.backend})")
             case runner.ModelStarted(model=model, backend=backend, total=total, already_done=done):
                 self.tasks[model] = self.progress.add_task(
-                    f"{model} [dim]({backend})[/]", total=total, completed=done, tps=""
+                    f"{escape(short_name(model))} [dim]({backend})[/]", total=total, completed=done, tps=""
                 )
                 self.tokens[model] = (0, 0.0)
             case runner.ModelLoaded(model=model, load_s=load_s):
-                self.progress.console.print(f"  {model}: loaded in {load_s:.1f} s")
+                self.progress.console.print(f"  {escape(short_name(model))}: loaded in {load_s:.1f} s")
             case runner.ReplyStored(model=model, reply=reply):
                 tokens, seconds = self.tokens.get(model, (0, 0.0))
                 if reply is not None and reply.eval_duration_ns:
@@ -110,20 +122,57 @@ class ProgressPrinter:
     show_default=True,
     help="Thinking for capable models (auto: the model's default).",
 )
-@click.option("--repeats", default=1, show_default=True, help="Times each case is sent.")
-@click.option("-j", "--concurrency", default=1, show_default=True, help="Concurrent requests per model.")
-@click.option("--timeout", "timeout_s", default=300.0, show_default=True, help="Seconds per request.")
-@click.option("--retries", default=3, show_default=True, help="Retries for transport failures only.")
 @click.option(
-    "--num-ctx", "-c", "--ctx-size", "num_ctx", type=int, help="Context length (default: the eval set's)."
+    "--repeats", type=render.Bounded("repeats"), default=1, show_default=True, help="Times each case is sent."
 )
 @click.option(
-    "--num-predict", "-n", "num_predict", type=int, help="Token limit per reply (default: the eval set's)."
+    "-j",
+    "--concurrency",
+    type=render.Bounded("concurrency"),
+    default=1,
+    show_default=True,
+    help="Concurrent requests per model.",
 )
-@click.option("--temperature", type=float, help="Sampling temperature (default: the eval set's, 0).")
+@click.option(
+    "--timeout",
+    "timeout_s",
+    type=render.Bounded("timeout_s"),
+    default=300.0,
+    show_default=True,
+    help="Seconds per request (above 0).",
+)
+@click.option(
+    "--retries",
+    type=render.Bounded("retries"),
+    default=3,
+    show_default=True,
+    help="Retries for transport failures only.",
+)
+@click.option(
+    "--num-ctx",
+    "-c",
+    "--ctx-size",
+    "num_ctx",
+    type=render.Bounded("num_ctx"),
+    help="Context length (default: the eval set's; -c/--ctx-size as in llama.cpp).",
+)
+@click.option(
+    "--num-predict",
+    "-n",
+    "num_predict",
+    type=render.Bounded("num_predict"),
+    help="Token limit per reply (default: the eval set's).",
+)
+@click.option(
+    "--temperature",
+    type=render.Bounded("temperature"),
+    help="Sampling temperature (default: the eval set's, 0).",
+)
 @click.option("--seed", type=int, help="Sampling seed (default: the eval set's).")
-@click.option("--limit", type=int, help="Only the first N cases (a quick look).")
-@click.option("--threads", type=int, help="CPU threads for the embedded engine.")
+@click.option(
+    "--limit", type=render.Bounded("limit"), help="Only the first N cases (a quick look; at least 1)."
+)
+@click.option("--threads", type=render.Bounded("threads"), help="CPU threads for the embedded engine.")
 @click.option("--fresh", is_flag=True, help="Ignore stored replies and send everything again.")
 @click.option("--pull", is_flag=True, help="Pull models Ollama does not have yet.")
 @render.db_option
@@ -152,6 +201,7 @@ def run(**kwargs: Any) -> None:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from benchsel import api
+    from benchsel.errors import RunFailed
 
     out: Path = kwargs.pop("out")
     no_report: bool = kwargs.pop("no_report")
@@ -167,16 +217,22 @@ def run(**kwargs: Any) -> None:
     with Progress(*columns, console=con, transient=False) as progress:
         printer = ProgressPrinter(progress)
         summary = api.run(kwargs.pop("models"), on_event=printer, on_pull=printer.pulling, **kwargs)
-    backends = ", ".join(
-        sorted({f"{m.name} on {m.backend}{f' at {m.host}' if m.host else ''}" for m in summary.models})
-    )
+    served = {
+        f"{m.display_name} on {m.backend}" + (f" at {m.host}" if m.host else "") for m in summary.models
+    }
+    backends = ", ".join(sorted(served))
     title = f"{summary.evalset.name}, run {summary.run.id} ({backends})"
-    con.print(render.results_table(list(summary.models), title=title))
+    con.print(render.results_table(list(summary.models), title=title, width=con.width))
     for line in render.notes(summary):
-        con.print(f"[yellow]note[/] {line}")
+        con.print(f"[yellow]note[/] {escape(line)}")
     if not no_report:
         for path in _write_report(summary, out):
             con.print(f"report: {path}")
+    if summary.nothing_scored:
+        raise RunFailed(
+            f"run {summary.run.id}: no model produced a scored reply, so nothing was measured - "
+            "read the errors above, fix the cause (the server, --num-ctx, --timeout) and run again"
+        )
     con.print(f"run id: [bold]{summary.run.id}[/]  (next: benchsel select {summary.run.id} --vram 8GiB)")
 
 
@@ -225,7 +281,7 @@ def runs(db: Path | None, limit: int) -> None:
                 record.created_at.replace("T", " ")[:19],
                 record.evalset_name,
                 record.backend,
-                ", ".join(record.models),
+                ", ".join(short_name(model) for model in record.models),
                 str(answered + failed),
                 record.status,
             )

@@ -17,10 +17,15 @@ from benchsel.cli import render
     "-p",
     required=True,
     type=click.Path(path_type=Path),
-    help='JSONL, one {"id": ..., "output": ...} per line; output is the raw reply or an object.',
+    help='JSONL, one {"id": ..., "output": ...} per line; output is the raw reply or an object. Each id '
+    'once; several answers to one case each carry "repeat": 0, 1, ... (a repeated id without it is an '
+    "error). Read line by line, lines up to 32 MiB; a UTF-8 byte-order mark is ignored.",
 )
 @click.option(
-    "--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), help="Write all metrics here."
+    "--json",
+    "json_out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write all metrics here, with a row per reply.",
 )
 @click.option("--strict", is_flag=True, help="Also require entity types to match.")
 @click.option("--name", default="predictions", show_default=True, help="Name shown in the table.")
@@ -32,29 +37,22 @@ def score(evalset: str, predictions: Path, json_out: Path | None, strict: bool, 
     Example:
       benchsel score --evalset extraction-v1 --predictions replies.jsonl --json metrics.json
     """
-    from benchsel.backends.base import Reply
     from benchsel.evalset import load_evalset
+    from benchsel.scoring import score_predictions
     from benchsel.scoring.export import score_to_dict
-    from benchsel.scoring.predictions import load_predictions
-    from benchsel.store import StoredResult
-    from benchsel.summary import summarize_model
+    from benchsel.summary import summary_of_score
 
     loaded = load_evalset(evalset)
-    replies = load_predictions(predictions, known_ids=set(loaded.by_id))
-    results = [
-        StoredResult("", name, r.case_id, r.repeat, "", Reply(content=_text(r.output))) for r in replies
-    ]
-    summary = summarize_model(loaded, name, results, backend="file", strict=strict, seed=seed)
+    scored = score_predictions(
+        loaded, predictions, strict=strict, seed=seed, keep_replies=json_out is not None
+    )
+    summary = summary_of_score(name, scored, backend="file")
     con = render.console()
-    con.print(render.results_table([summary], title=f"{loaded.name}: {predictions}"))
-    missing = len(loaded.cases) - len({r.case_id for r in replies})
+    con.print(render.results_table([summary], title=f"{loaded.name}: {predictions}", width=con.width))
+    missing = len(loaded.cases) - scored.cases
     if missing:
         con.print(f"[yellow]note[/] {missing} cases of {loaded.name} have no prediction (not scored)")
     if json_out:
         json_out.parent.mkdir(parents=True, exist_ok=True)
         json_out.write_text(json.dumps(score_to_dict(summary.score), indent=2))
         con.print(f"metrics: {json_out}")
-
-
-def _text(output: str | dict[str, object] | None) -> str:
-    return output if isinstance(output, str) else json.dumps(output)

@@ -21,10 +21,16 @@ if TYPE_CHECKING:
 RANKING_TITLES = {"trainable_potential": "Trainable potential", "deploy_now": "Deploy now"}
 
 
-def _bytes_option(value: str | None) -> int | None:
+def _bytes_option(option: str, value: str | None) -> int | None:
+    """A size option in bytes; a bad one is an error that names the option and shows the units."""
     from benchsel.hardware import parse_bytes
 
-    return None if value is None else parse_bytes(value)
+    if value is None:
+        return None
+    try:
+        return parse_bytes(value)
+    except UsageError as exc:
+        raise UsageError(f"{option}: {exc}") from None
 
 
 def _console() -> Console:
@@ -41,7 +47,7 @@ def resolve_vram(vram: str | None, echo: Callable[[str], None]) -> int:
     from benchsel import hardware
 
     if vram is not None:
-        return hardware.parse_bytes(vram)
+        return _bytes_option("--vram", vram) or 0
     gpus = hardware.detect_gpus()
     if not gpus:
         raise UsageError("no GPU detected - pass --vram, e.g. --vram 8GiB")
@@ -130,7 +136,9 @@ def constraint_options(vram_help: str) -> Callable[[Any], Any]:
 def constraint_values(options: Mapping[str, Any], names: Iterable[str] = CONSTRAINT_FIELDS) -> dict[str, Any]:
     """Constraints fields from the options' values (sizes parsed), for the option ``names`` given."""
     return {
-        CONSTRAINT_FIELDS[name]: _bytes_option(options[name]) if name in SIZE_OPTIONS else options[name]
+        CONSTRAINT_FIELDS[name]: _bytes_option(f"--{name.replace('_', '-')}", options[name])
+        if name in SIZE_OPTIONS
+        else options[name]
         for name in names
     }
 
@@ -166,7 +174,11 @@ def select(
 ) -> None:
     """Rank the models of RUN_ID for training (trainable potential) and for deploying now, under the
     hardware constraints, and write reports/RUN_ID/selection.json for `benchsel train` and `benchsel
-    report`. RUN_ID may be `latest`; sizes take a unit (8GiB, 512MiB, 8GB).
+    report`. RUN_ID may be `latest`.
+
+    A model with no scored reply is listed as failed and ranked in neither list. When no candidate
+    found anything on the task (every score above zero would come from format alone), there is no
+    winner, and the output says why. Sizes need a unit: 8GiB, 512MiB, 8GB.
 
     \b
     Examples:
@@ -191,6 +203,12 @@ def select(
     console.print(f"Wrote {path}", soft_wrap=True)
 
 
+def escape(text: str) -> str:
+    from rich.markup import escape as rich_escape
+
+    return rich_escape(text)
+
+
 def ranking_table(ranking: Ranking) -> Table:
     from rich.table import Table
 
@@ -201,11 +219,15 @@ def ranking_table(ranking: Ranking) -> Table:
         note = (
             "excluded"
             if entry.excluded
+            else "found nothing"
+            if not entry.found_gold
             else "thinking"
             if any(f.startswith("thinking") for f in entry.flags)
             else ""
         )
-        table.add_row(str(entry.rank) if entry.rank else "-", entry.model, f"{entry.score:.3f}", note)
+        table.add_row(str(entry.rank) if entry.rank else "-", escape(entry.label), f"{entry.score:.3f}", note)
+    for failed in ranking.failed:
+        table.add_row("-", escape(failed), "-", "failed")
     return table
 
 
@@ -224,7 +246,7 @@ def figures_table(selection: Selection) -> Table:
             return "-" if n is None else format_bytes(n)
 
         table.add_row(
-            entry.model,
+            escape(entry.label),
             size(vram.bytes_needed if vram else None),
             vram.label if vram else "unknown",
             size(vram.estimated_bytes if vram else None),
@@ -248,17 +270,19 @@ def render_selection(selection: Selection, console: Console) -> None:
     for label, ranking in (("Train", selection.trainable), ("Deploy now", selection.deploy_now)):
         winner = ranking.winner
         if winner is None:
-            console.print(f"{label}: no model meets the constraints", soft_wrap=True)
+            console.print(f"{label}: {ranking.no_winner}", soft_wrap=True, markup=False)
         else:
-            console.print(f"{label}: {winner.model} - {winner.reason}", soft_wrap=True)
+            console.print(f"{label}: {winner.label} - {winner.reason}", soft_wrap=True, markup=False)
         if ranking.close_call is not None:
-            console.print(f"  Close call: {ranking.close_call.text()}", soft_wrap=True)
+            console.print(f"  Close call: {ranking.close_call.text()}", soft_wrap=True, markup=False)
+    for failed in selection.failed:
+        console.print(f"Failed: {failed.label}: {failed.failure}", soft_wrap=True, markup=False)
     for entry in selection.deploy_now.entries:
         if entry.flags:
-            console.print(f"Flag: {entry.model}: {'; '.join(entry.flags)}", soft_wrap=True)
+            console.print(f"Flag: {entry.label}: {'; '.join(entry.flags)}", soft_wrap=True, markup=False)
     console.print("Why each model ranks where it does (trainable potential):", soft_wrap=True)
     for entry in selection.trainable.entries:
-        console.print(f"  {entry.rank or '-'}. {entry.model}: {entry.reason}", soft_wrap=True)
+        console.print(f"  {entry.rank or '-'}. {entry.label}: {entry.reason}", soft_wrap=True, markup=False)
     if c.vram_bytes is None:
         console.print("VRAM was not checked: pass --vram", soft_wrap=True)
 

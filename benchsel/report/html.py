@@ -85,7 +85,7 @@ def _kinds(table: Table) -> list[str]:
 
 
 def render_plots(summary: RunSummary, selection: SelectionView | None) -> list[Plot]:
-    models = summary.models
+    models = tuple(m for m in summary.models if not m.failed)  # a failed model has no figures to plot
     if not models:
         return []
     bars = selection.vram if selection is not None and selection.vram else measured_vram(summary)

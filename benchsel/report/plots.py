@@ -173,7 +173,7 @@ def quality_speed(models: Sequence[ModelSummary]) -> Plot:
     ax.set_ylabel("entity F1 (as-is)")
     ax.set_ylim(-0.05, 1.05)
     ax.set_xlim(0, max(xs, default=1.0) * 1.25 + 1)
-    _names(ax, [m.name for m, _ in timed], xs, ys)
+    _names(ax, [m.display_name for m, _ in timed], xs, ys)
     return Plot(
         "quality-speed",
         "Quality against speed",
@@ -209,7 +209,7 @@ def format_debt(models: Sequence[ModelSummary]) -> Plot:
     ax.set_ylabel("entity F1")
     ax.set_xlim(-0.05, 1.05)  # a rate: 0 to 1; names near the right edge go left of their point
     ax.set_ylim(-0.05, 1.05)
-    _names(ax, [m.name for m in models], xs, [c.value for c in content])
+    _names(ax, [m.display_name for m in models], xs, [c.value for c in content])
     return Plot(
         "format-debt",
         "Valid JSON against content entity F1",
@@ -274,7 +274,7 @@ def heatmap(models: Sequence[ModelSummary], case_ids: Sequence[str]) -> Plot:
     import numpy as np
 
     matrix = np.array(case_f1_matrix(models, case_ids), dtype=float).reshape(len(models), len(case_ids))
-    names = [_label(m.name) for m in models]
+    names = [_label(m.display_name) for m in models]
     height = 1.3 + 0.28 * max(len(models), 1)
     fig, ax = _draw(11.0, height, _label_width_in(names))
     fig.subplots_adjust(bottom=1.0 / height, right=0.93)

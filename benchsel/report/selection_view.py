@@ -114,21 +114,22 @@ def _weights_text(selection: Selection, name: RankingName) -> str:
 def _ranking(selection: Selection, ranking: Ranking) -> RankingView:
     title, description = RANKING_TEXT[ranking.name]
     rows = tuple(
-        (str(e.rank) if e.rank else "-", e.model, f"{e.score:.3f}", e.reason) for e in ranking.entries
-    )
+        (str(e.rank) if e.rank else "-", e.label, f"{e.score:.3f}", e.reason) for e in ranking.entries
+    ) + tuple(("-", f.label, NA, f.failure) for f in selection.failed)
     return RankingView(title, f"{description} {_weights_text(selection, ranking.name)}", rows)
 
 
 METRIC_LABELS = {"content_entity_recall": "content entity recall", "as_is_entity_f1": "as-is entity F1"}
 
 
-def _winner_card(title: str, entry: Entry | None, keys: tuple[str, str]) -> Card:
+def _winner_card(title: str, ranking: Ranking, keys: tuple[str, str]) -> Card:
+    entry = ranking.winner
     if entry is None:
-        return Card(title, "none", "no model met the constraints")
+        return Card(title, "none", ranking.no_winner or "no winner")
     recall_key, valid_key = keys
     label = METRIC_LABELS.get(recall_key, recall_key)
     detail = f"{label} {entry.metrics[recall_key]:.2f}, {entry.metrics[valid_key] * 100:.0f}% valid JSON"
-    return Card(title, entry.model, f"score {entry.score:.3f}; {detail}")
+    return Card(title, entry.label, f"score {entry.score:.3f}; {detail}")
 
 
 def _budget_card(selection: Selection) -> Card:
@@ -168,7 +169,7 @@ def _vram_rows(selection: Selection) -> tuple[tuple[str, ...], ...]:
         v = e.vram
         rows.append(
             (
-                e.model,
+                e.label,
                 _size(v.bytes_needed if v else None),
                 v.label if v else "unknown",
                 _size(v.estimated_bytes if v else None),
@@ -185,8 +186,8 @@ def _excluded(selection: Selection) -> tuple[tuple[str, str], ...]:
     for ranking in (selection.deploy_now, selection.trainable):
         for e in ranking.entries:
             for why in e.exclusions:
-                if why not in reasons.setdefault(e.model, []):
-                    reasons[e.model].append(why)
+                if why not in reasons.setdefault(e.label, []):
+                    reasons[e.label].append(why)
     return tuple((model, "; ".join(why)) for model, why in reasons.items() if why)
 
 
@@ -206,10 +207,10 @@ def from_selection(selection: Selection) -> SelectionView:
     return SelectionView(
         cards=(
             _winner_card(
-                "Winner for fine-tuning", selection.train_winner, ("content_entity_recall", "valid_json")
+                "Winner for fine-tuning", selection.trainable, ("content_entity_recall", "valid_json")
             ),
             _winner_card(
-                "Winner to deploy now", selection.deploy_winner, ("as_is_entity_f1", "as_is_valid_json")
+                "Winner to deploy now", selection.deploy_now, ("as_is_entity_f1", "as_is_valid_json")
             ),
             _budget_card(selection),
         ),
@@ -219,7 +220,7 @@ def from_selection(selection: Selection) -> SelectionView:
         vram_rows=_vram_rows(selection),
         vram=tuple(
             VramBar(
-                e.model, e.vram.estimated_bytes if e.vram else None, e.vram.measured_bytes if e.vram else None
+                e.label, e.vram.estimated_bytes if e.vram else None, e.vram.measured_bytes if e.vram else None
             )
             for e in selection.deploy_now.entries
         ),

@@ -103,13 +103,22 @@ RESULT_COLUMNS = (
 )
 
 
+def failed_row(m: ModelSummary, columns: int) -> tuple[Cell, ...]:
+    """A model with no scored reply has no figures: its row says it failed, with each error class."""
+    why = f"failed: {m.error_counts}" if m.error_kinds else "failed: no reply"
+    return (Cell(m.display_name, m.name), Cell(why, None), *(Cell(NA) for _ in range(columns - 2)))
+
+
 def results_table(models: Sequence[ModelSummary]) -> Table:
     rows = []
     for m in models:
+        if m.failed:
+            rows.append(failed_row(m, len(RESULT_COLUMNS)))
+            continue
         s = m.score
         rows.append(
             (
-                Cell(m.name, m.name),
+                Cell(m.display_name, m.name),
                 params_cell(m),
                 estimate_cell(s.valid_json, as_rate=True),
                 estimate_cell(s.as_is.entities.f1),
@@ -140,10 +149,13 @@ CONTENT_COLUMNS = (
 def content_table(models: Sequence[ModelSummary]) -> Table:
     rows = []
     for m in models:
+        if m.failed:
+            rows.append(failed_row(m, len(CONTENT_COLUMNS)))
+            continue
         c = m.score.content
         rows.append(
             (
-                Cell(m.name, m.name),
+                Cell(m.display_name, m.name),
                 estimate_cell(m.score.recovered, as_rate=True),
                 estimate_cell(c.entities.precision),
                 estimate_cell(c.entities.recall),
@@ -178,7 +190,7 @@ def difficulty_table(models: Sequence[ModelSummary]) -> Table:
                 continue
             rows.append(
                 (
-                    Cell(m.name, m.name),
+                    Cell(m.display_name, m.name),
                     Cell(difficulty, DIFFICULTIES.index(difficulty)),
                     Cell(str(d.replies), d.replies),
                     Cell(fmt_rate(d.valid_json), d.valid_json),
@@ -212,8 +224,10 @@ def thinking_notes(summary: RunSummary) -> list[str]:
         if m.error_kinds:
             kinds = ", ".join(f"{n} {kind}" for kind, n in sorted(m.error_kinds.items()))
             parts.append(f"transport errors not scored: {kinds}")
+        if m.failure is not None:
+            parts = [m.failure + "; it has no score"]
         if parts:
-            notes.append(f"{m.name}: " + "; ".join(parts) + ".")
+            notes.append(f"{m.display_name}: " + "; ".join(parts) + ".")
         notes += [f"{note}." for note in (m.host_note(),) if note]  # a multi-host run moved it
     return notes
 
@@ -268,5 +282,5 @@ def cases_line(summary: RunSummary) -> str:
 
 
 def best(models: Sequence[ModelSummary], key: Callable[[ModelSummary], float | None]) -> ModelSummary | None:
-    scored = [(value, m) for m in models if (value := key(m)) is not None]
+    scored = [(value, m) for m in models if not m.failed and (value := key(m)) is not None]
     return max(scored, key=lambda pair: pair[0])[1] if scored else None

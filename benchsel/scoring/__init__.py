@@ -7,7 +7,7 @@ from pathlib import Path
 from benchsel.evalset import EvalSet, load_evalset
 from benchsel.scoring.metrics import Estimate, PairedDifference, paired_bootstrap, wilson
 from benchsel.scoring.parse import ParsedReply, parse_reply
-from benchsel.scoring.predictions import load_predictions
+from benchsel.scoring.predictions import iter_predictions, load_predictions
 from benchsel.scoring.scorecard import ModelScore, ReplyInput, ReplyScore, score
 from benchsel.scoring.speed import SpeedStats, speed_stats
 
@@ -19,6 +19,7 @@ __all__ = [
     "ReplyInput",
     "ReplyScore",
     "SpeedStats",
+    "iter_predictions",
     "load_predictions",
     "paired_bootstrap",
     "parse_reply",
@@ -30,9 +31,16 @@ __all__ = [
 
 
 def score_predictions(
-    evalset: str | Path | EvalSet, predictions: str | Path, *, strict: bool = False, seed: int = 0
+    evalset: str | Path | EvalSet,
+    predictions: str | Path,
+    *,
+    strict: bool = False,
+    seed: int = 0,
+    keep_replies: bool = True,
 ) -> ModelScore:
-    """Score a predictions JSONL file made by any system against an eval set."""
+    """Score a predictions JSONL file made by any system against an eval set, reading it line by line.
+    With ``keep_replies=False`` only totals and per-case counts are kept: memory stays bounded by
+    the number of cases, whatever the file's size."""
     loaded = evalset if isinstance(evalset, EvalSet) else load_evalset(evalset)
-    replies = load_predictions(predictions, known_ids=set(loaded.by_id))
-    return score(loaded, replies, strict=strict, seed=seed)
+    replies = iter_predictions(predictions, known_ids=set(loaded.by_id))
+    return score(loaded, replies, strict=strict, seed=seed, keep_replies=keep_replies)

@@ -37,9 +37,23 @@ class ParsedReply:
 _DECODER = json.JSONDecoder()
 
 
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
 def _loads(text: str) -> Any:
+    """Python's lenient reading: NaN and Infinity pass (recovery may use it, the strict view may not)."""
     try:
         return json.loads(text)
+    except (ValueError, RecursionError):
+        return None
+
+
+def loads_strict(text: str) -> Any:
+    """JSON as RFC 8259 defines it: ``NaN``, ``Infinity`` and ``-Infinity`` are not JSON (JSON.parse,
+    Go and serde reject them), so a reply holding them is not valid JSON. None when it does not parse."""
+    try:
+        return json.loads(text, parse_constant=_reject_constant)
     except (ValueError, RecursionError):
         return None
 
@@ -65,7 +79,7 @@ def parse_reply(raw: str | bytes | dict[str, Any] | None) -> ParsedReply:
     if raw is None:
         return ParsedReply(None, None, "none")
     text = clean_text(raw).strip()
-    value = _loads(text)
+    value = loads_strict(text)
     if isinstance(value, dict):
         return ParsedReply(value, value, "strict")
     if len(text) > _MAX_RECOVER_CHARS:

@@ -3,7 +3,6 @@ in the as-is view (what you would deploy today) and the content view (what the m
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -32,6 +31,13 @@ from benchsel.scoring.parse import ParsedReply, parse_reply
 
 if TYPE_CHECKING:
     from jsonschema.protocols import Validator
+
+
+FORMAT_DEBT_MIN_CONTENT_F1 = 0.5
+"""Format debt is claimed only where the content view is good: content entity F1 at least this.
+Below it there is little understanding for valid JSON to unlock (docs/selection.md)."""
+FORMAT_DEBT_MIN_GAP = 0.05
+"""... and the as-is view is not: as-is entity F1 at least this much below the content view."""
 
 
 @dataclass(frozen=True)
@@ -111,11 +117,24 @@ class ModelScore:
     content: ViewScore
     by_difficulty: Mapping[str, DifficultyScore]
     per_reply: tuple[ReplyScore, ...] = field(repr=False)
+    """Every scored reply, unless scoring was asked not to keep them (a large stream)."""
+    cases: int = 0
+    """Distinct cases with at least one scored reply."""
 
     @property
     def format_debt(self) -> float:
         """Entity F1 the model understood but did not deliver as valid JSON: what LoRA fixes cheaply."""
         return self.content.entities.f1.value - self.as_is.entities.f1.value
+
+    @property
+    def has_format_debt(self) -> bool:
+        """The content view is good and the as-is view is not: the gap is format, which LoRA fixes
+        cheaply. A model that understood little has no format debt to claim, whatever its JSON rate."""
+        return (
+            self.replies > 0
+            and self.content.entities.f1.value >= FORMAT_DEBT_MIN_CONTENT_F1
+            and self.format_debt >= FORMAT_DEBT_MIN_GAP
+        )
 
     @property
     def relationship_format_debt(self) -> float:
@@ -237,47 +256,40 @@ def score(
     strict: bool = False,
     seed: int = 0,
     resamples: int = DEFAULT_RESAMPLES,
+    keep_replies: bool = True,
 ) -> ModelScore:
-    """Score one system's replies. Cases are the bootstrap unit: repeats of a case move together."""
-    scored: list[ReplyScore] = []
+    """Score one system's replies. Cases are the bootstrap unit: repeats of a case move together.
+    ``replies`` may be a stream; with ``keep_replies=False`` no per-reply row is kept (``per_reply`` is
+    empty) and memory is bounded by the number of cases, not of replies."""
+    tally = Tally()
     golds: dict[str, Extracted] = {}
-    errors = 0
     for reply in replies:
         if reply.error is not None:
-            errors += 1
+            tally.errors += 1
             continue
         case = evalset.case(reply.case_id)
         if case.id not in golds:
             golds[case.id] = gold_of(case)
-        scored.append(
-            score_reply(
-                case,
-                parse_reply(reply.output),
-                schema=evalset.schema,
-                symmetric=evalset.symmetric_relations,
-                strict=strict,
-                repeat=reply.repeat,
-                gold=golds[case.id],
-            )
+        scored = score_reply(
+            case,
+            parse_reply(reply.output),
+            schema=evalset.schema,
+            symmetric=evalset.symmetric_relations,
+            strict=strict,
+            repeat=reply.repeat,
+            gold=golds[case.id],
         )
-    return summarize(scored, errors=errors, seed=seed, resamples=resamples)
+        tally.add(scored, keep=keep_replies)
+    return tally.result(seed=seed, resamples=resamples)
 
 
 def summarize(
     scored: Sequence[ReplyScore], *, errors: int = 0, seed: int = 0, resamples: int = DEFAULT_RESAMPLES
 ) -> ModelScore:
-    n = len(scored)
-    return ModelScore(
-        replies=n,
-        errors=errors,
-        valid_json=wilson(sum(r.strict_json for r in scored), n),
-        schema_valid=wilson(sum(r.schema_valid for r in scored), n),
-        recovered=wilson(sum(r.recovered for r in scored), n),
-        as_is=_view_score([r.as_is for r in scored], [r.case_id for r in scored], seed, resamples),
-        content=_view_score([r.content for r in scored], [r.case_id for r in scored], seed, resamples),
-        by_difficulty=_by_difficulty(scored),
-        per_reply=tuple(scored),
-    )
+    tally = Tally(errors=errors)
+    for reply in scored:
+        tally.add(reply, keep=True)
+    return tally.result(seed=seed, resamples=resamples)
 
 
 def total(counts: Iterable[Counts]) -> Counts:
@@ -288,57 +300,112 @@ def total(counts: Iterable[Counts]) -> Counts:
     return Counts(tp, fp, fn)
 
 
-def _grouped_total(pairs: Iterable[tuple[str, Counts]]) -> dict[str, Counts]:
-    sums: dict[str, list[int]] = {}
-    for key, c in pairs:
-        row = sums.get(key)
-        if row is None:
-            sums[key] = [c.tp, c.fp, c.fn]
-        else:
-            row[0] += c.tp
-            row[1] += c.fp
-            row[2] += c.fn
-    return {key: Counts(*row) for key, row in sums.items()}
+def _add(sums: dict[str, list[int]], key: str, c: Counts) -> None:
+    row = sums.get(key)
+    if row is None:
+        sums[key] = [c.tp, c.fp, c.fn]
+    else:
+        row[0] += c.tp
+        row[1] += c.fp
+        row[2] += c.fn
 
 
-def _per_case(views: Sequence[ViewMatch], case_ids: Sequence[str]) -> tuple[list[Counts], list[Counts]]:
-    pairs = list(zip(case_ids, views, strict=True))
-    entities = _grouped_total((case_id, view.entities.counts) for case_id, view in pairs)
-    relationships = _grouped_total((case_id, view.relationships.counts) for case_id, view in pairs)
-    return list(entities.values()), list(relationships.values())
+def _counts(sums: dict[str, list[int]]) -> list[Counts]:
+    return [Counts(*row) for row in sums.values()]
 
 
-def _view_score(views: Sequence[ViewMatch], case_ids: Sequence[str], seed: int, resamples: int) -> ViewScore:
-    entity_cases, relationship_cases = _per_case(views, case_ids)
-    by_label = _grouped_total(item for view in views for item in view.relationships.by_label.items())
-    return ViewScore(
-        entities=_prf(entity_cases, seed, resamples),
-        relationships=_prf(relationship_cases, seed + 1, resamples),
-        relationship_macro_f1=macro_f1(by_label),
-    )
+@dataclass
+class _DifficultyTally:
+    replies: int = 0
+    strict: int = 0
+    as_is_entities: Counts = Counts()
+    content_entities: Counts = Counts()
+    content_relationships: Counts = Counts()
+
+
+@dataclass
+class Tally:
+    """Running totals of scored replies: everything a ModelScore is computed from, per case (the
+    bootstrap unit) rather than per reply, so a stream of replies needs memory for its cases only."""
+
+    errors: int = 0
+    replies: int = 0
+    strict: int = 0
+    schema: int = 0
+    recovered: int = 0
+    # per view ("as_is", "content") and kind ("entities", "relationships"): case id -> [tp, fp, fn]
+    per_case: dict[tuple[str, str], dict[str, list[int]]] = field(default_factory=dict)
+    by_label: dict[str, dict[str, list[int]]] = field(default_factory=dict)
+    difficulty: dict[str, _DifficultyTally] = field(default_factory=dict)
+    kept: list[ReplyScore] = field(default_factory=list)
+
+    def add(self, reply: ReplyScore, *, keep: bool = True) -> None:
+        self.replies += 1
+        self.strict += reply.strict_json
+        self.schema += reply.schema_valid
+        self.recovered += reply.recovered
+        for view_name in ("as_is", "content"):
+            view: ViewMatch = getattr(reply, view_name)
+            _add(self.per_case.setdefault((view_name, "entities"), {}), reply.case_id, view.entities.counts)
+            _add(
+                self.per_case.setdefault((view_name, "relationships"), {}),
+                reply.case_id,
+                view.relationships.counts,
+            )
+            labels = self.by_label.setdefault(view_name, {})
+            for label, counts in view.relationships.by_label.items():
+                _add(labels, label, counts)
+        d = self.difficulty.setdefault(reply.difficulty, _DifficultyTally())
+        d.replies += 1
+        d.strict += reply.strict_json
+        d.as_is_entities += reply.as_is.entities.counts
+        d.content_entities += reply.content.entities.counts
+        d.content_relationships += reply.content.relationships.counts
+        if keep:
+            self.kept.append(reply)
+
+    def result(self, *, seed: int = 0, resamples: int = DEFAULT_RESAMPLES) -> ModelScore:
+        n = self.replies
+        return ModelScore(
+            replies=n,
+            errors=self.errors,
+            valid_json=wilson(self.strict, n),
+            schema_valid=wilson(self.schema, n),
+            recovered=wilson(self.recovered, n),
+            as_is=self._view("as_is", seed, resamples),
+            content=self._view("content", seed, resamples),
+            by_difficulty=self._by_difficulty(),
+            per_reply=tuple(self.kept),
+            cases=len(self.per_case.get(("as_is", "entities"), {})),
+        )
+
+    def _view(self, view: str, seed: int, resamples: int) -> ViewScore:
+        entities = _counts(self.per_case.get((view, "entities"), {}))
+        relationships = _counts(self.per_case.get((view, "relationships"), {}))
+        labels = {label: Counts(*row) for label, row in self.by_label.get(view, {}).items()}
+        return ViewScore(
+            entities=_prf(entities, seed, resamples),
+            relationships=_prf(relationships, seed + 1, resamples),
+            relationship_macro_f1=macro_f1(labels),
+        )
+
+    def _by_difficulty(self) -> dict[str, DifficultyScore]:
+        out = {}
+        for difficulty in DIFFICULTIES:
+            d = self.difficulty.get(difficulty)
+            if d is None:
+                continue
+            out[difficulty] = DifficultyScore(
+                replies=d.replies,
+                valid_json=d.strict / d.replies,
+                as_is_entity_f1=f1(d.as_is_entities),
+                content_entity_f1=f1(d.content_entities),
+                content_entity_recall=recall(d.content_entities),
+                content_relationship_f1=f1(d.content_relationships),
+            )
+        return out
 
 
 def _prf(per_case: list[Counts], seed: int, resamples: int) -> PRF:
     estimates = bootstrap_many(per_case, resamples=resamples, seed=seed)
     return PRF(estimates["precision"], estimates["recall"], estimates["f1"], total(per_case))
-
-
-def _by_difficulty(scored: Sequence[ReplyScore]) -> dict[str, DifficultyScore]:
-    groups: dict[str, list[ReplyScore]] = defaultdict(list)
-    for reply in scored:
-        groups[reply.difficulty].append(reply)
-    out = {}
-    for difficulty in DIFFICULTIES:
-        group = groups.get(difficulty)
-        if not group:
-            continue
-        content_entities = total(r.content.entities.counts for r in group)
-        out[difficulty] = DifficultyScore(
-            replies=len(group),
-            valid_json=sum(r.strict_json for r in group) / len(group),
-            as_is_entity_f1=f1(total(r.as_is.entities.counts for r in group)),
-            content_entity_f1=f1(content_entities),
-            content_entity_recall=recall(content_entities),
-            content_relationship_f1=f1(total(r.content.relationships.counts for r in group)),
-        )
-    return out

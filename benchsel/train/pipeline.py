@@ -20,6 +20,7 @@ from benchsel.train.lora import TrainSettings
 if TYPE_CHECKING:
     from benchsel.evalset import EvalSet
     from benchsel.report.compare import Comparison
+    from benchsel.selection import SelectionRecord
     from benchsel.summary import RunSummary
     from benchsel.train.base import ResolvedBase
     from benchsel.train.data import DataReport, Example, Format, PreparedData
@@ -108,6 +109,7 @@ def train(
 ) -> TrainOutcome:
     """Train a LoRA on the plan's base, export it, register it, and evaluate it when asked."""
     from benchsel.evalset import load_evalset
+    from benchsel.selection import evalset_for_training
     from benchsel.train.base import resolve_base
     from benchsel.train.export import export_gguf_adapter
     from benchsel.train.lora import merge_and_save, train_lora
@@ -115,8 +117,11 @@ def train(
     stage = on_stage or (lambda text: None)
     require_training_extra()
     selection = _selection(plan.from_selection)
-    base_name = plan.base or str(selection["winners"]["train"])
-    evalset = load_evalset(plan.evalset or _selection_evalset(selection) or DEFAULT_EVALSET)
+    base_name = plan.base or str(selection.winners.train if selection else "")
+    if plan.evalset is None and selection is not None:
+        evalset = evalset_for_training(selection)  # by stored path, checked against its content hash
+    else:
+        evalset = load_evalset(plan.evalset or DEFAULT_EVALSET)
     out_dir = Path(plan.out_dir or default_out_dir())
     out_dir.mkdir(parents=True, exist_ok=True)
 
@@ -143,17 +148,13 @@ def train(
     return dataclasses.replace(outcome, evaluation=evaluation)
 
 
-def _selection(path: Path | None) -> dict[str, Any]:
+def _selection(path: Path | None) -> SelectionRecord | None:
+    """selection.json, validated before any work (a hand-edited file is one clear error)."""
     if path is None:
-        return {}
+        return None
     from benchsel.selection import load_selection
 
     return load_selection(path)
-
-
-def _selection_evalset(selection: dict[str, Any]) -> str | None:
-    name = (selection.get("evalset") or {}).get("name")
-    return str(name) if name else None
 
 
 # ---- data ---------------------------------------------------------------------------------------
@@ -215,13 +216,13 @@ def render_rows(base: ResolvedBase, examples: tuple[Example, ...]) -> list[dict[
 # ---- Modelfile and registration ----------------------------------------------------------------
 
 
-def serving_tag(base: ResolvedBase, selection: dict[str, Any]) -> str | None:
+def serving_tag(base: ResolvedBase, selection: SelectionRecord | None) -> str | None:
     """The Ollama tag the adapter goes on: the base's own, or the selection winner served by Ollama."""
     if base.ollama_tag:
         return base.ollama_tag
-    train_base = selection.get("train_base") or {}
-    if train_base.get("backend") == "ollama":
-        return str(selection["winners"]["train"])
+    train_base = selection.train_base if selection is not None else None
+    if train_base is not None and train_base.backend == "ollama":
+        return train_base.name
     return None
 
 
@@ -291,7 +292,7 @@ def evaluate(
     plan: TrainPlan,
     outcome: TrainOutcome,
     evalset: EvalSet,
-    selection: dict[str, Any],
+    selection: SelectionRecord | None,
     stage: StageFn,
 ) -> Evaluation:
     """Run the eval set on the fine-tune (Ollama when registered and answering, else llama-server with
@@ -321,16 +322,18 @@ def evaluate(
     return Evaluation(before_stored, after, comparison, tuple(written), engine)
 
 
-def _before_from_selection(plan: TrainPlan, selection: dict[str, Any], evalset: EvalSet) -> RunSummary | None:
+def _before_from_selection(
+    plan: TrainPlan, selection: SelectionRecord | None, evalset: EvalSet
+) -> RunSummary | None:
     """The selection's run, narrowed to the winner, when it was made on this eval set."""
     from benchsel.store import Store
     from benchsel.summary import summarize_run
 
-    if not selection or selection.get("evalset", {}).get("hash") != evalset.content_hash:
+    if selection is None or selection.evalset.hash != evalset.content_hash:
         return None
     with Store(plan.db) as store:
-        summary = summarize_run(store, str(selection["run_id"]), evalset=evalset)
-    winner = summary.model(str(selection["winners"]["train"]))
+        summary = summarize_run(store, selection.run_id, evalset=evalset)
+    winner = summary.model(str(selection.winners.train))
     return dataclasses.replace(summary, models=(winner,))
 
 
