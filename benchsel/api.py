@@ -33,7 +33,10 @@ def run(
     *,
     evalset: str | Path | EvalSet = DEFAULT_EVALSET,
     backend: str = "auto",
-    host: str | None = None,
+    host: str | Sequence[str] | None = None,
+    hosts_file: str | Path | None = None,
+    ray: str | None = None,
+    ray_gpus: float = 0.0,
     base_url: str | None = None,
     format: FormatMode = "none",
     think: ThinkMode = "auto",
@@ -62,7 +65,10 @@ def run(
 
     Numeric options are checked first (benchsel.bounds): a value out of range is a UsageError naming
     the CLI option. A model none of whose replies could be scored is in ``summary.failed_models``
-    with no score; ``summary.nothing_scored`` says the whole run produced nothing to score."""
+    with no score; ``summary.nothing_scored`` says the whole run produced nothing to score.
+
+    Several ``host`` values (or a ``hosts_file``) spread the models over those servers; ``ray`` (an
+    address, 'auto' or 'local') runs each model as a task on a Ray cluster."""
     from benchsel.backends.select import make_backend
     from benchsel.prefix_cache import effective_prompt_cache
     from benchsel.slots import AUTO, auto_backend_concurrency, auto_engine_slots, parse_concurrency
@@ -95,9 +101,29 @@ def run(
         think=think,
         timeout_s=timeout_s,
     )
+    hosts = [host] if isinstance(host, str) else list(host or ())
+    named = any("=" in text.split("://")[0] for text in hosts)  # NAME=URL: a host of a multi-host run
+    if ray is not None or hosts_file is not None or len(hosts) > 1 or named:
+        if pull:
+            raise UsageError("--pull works with one host - run `ollama pull MODEL` on each host first")
+        spread = RunSpec(
+            models=model_names,
+            evalset=loaded,
+            options=replace(options, prompt_cache=prompt_cache),
+            repeats=repeats,
+            concurrency=int(jobs),
+            retries=retries,
+            fresh=fresh,
+            limit=limit,
+        )
+        with Store(db) as store:
+            record = _run_spread(
+                spread, store, hosts, hosts_file, ray, ray_gpus, backend, threads, lora, on_event
+            )
+            return summarize_run(store, record.id, evalset=loaded)
     chosen = make_backend(
         backend,
-        host=host,
+        host=hosts[0] if hosts else None,
         base_url=base_url,
         threads=threads,
         slots=int(jobs),
@@ -124,6 +150,40 @@ def run(
         hardware = {**_hardware(), **({"engine": engine} if engine else {})}
         record = run_spec(spec, chosen, store, on_event=on_event, host=_host_of(chosen), hardware=hardware)
         return summarize_run(store, record.id, evalset=loaded)
+
+
+def _run_spread(
+    spec: RunSpec,
+    store: Store,
+    hosts: list[str],
+    hosts_file: str | Path | None,
+    ray: str | None,
+    ray_gpus: float,
+    backend: str,
+    threads: int | None,
+    lora: str | Path | None,
+    on_event: EventCallback | None,
+) -> Any:
+    """A run over several hosts, or on a Ray cluster."""
+    if ray is not None:
+        from benchsel.raymode import EngineChoice, NodeResources, run_on_ray
+
+        engine = EngineChoice(backend, threads, str(lora) if lora is not None else None)
+        return run_on_ray(
+            spec,
+            store,
+            address=ray,
+            engine=engine,
+            resources=NodeResources(num_gpus=ray_gpus),
+            on_event=on_event,
+            hardware=_hardware(),
+        )
+    from benchsel.hosts import load_hosts_file, parse_host
+    from benchsel.multihost import run_on_hosts
+
+    specs = [parse_host(text, backend) for text in hosts]
+    specs += load_hosts_file(hosts_file) if hosts_file is not None else []
+    return run_on_hosts(spec, specs, store, on_event=on_event, hardware=_hardware())
 
 
 def _pull_missing(

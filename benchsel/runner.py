@@ -414,3 +414,10 @@ def _request(
             raise
         return replace(base, error_kind=f"error:{type(exc).__name__}", error_message=str(exc)[:500])
     return replace(base, reply=reply)
+
+
+# One model's share of a run, and opening the run record: the multi-host and Ray coordinators
+# (benchsel.multihost, benchsel.raymode) drive these per (model, host).
+run_model = _run_model
+open_run = _open_run
+plan_model = _plan

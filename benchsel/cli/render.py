@@ -28,14 +28,17 @@ db_option = click.option(
 """The run store option every command that reads or writes runs shares."""
 
 
-def backend_options(command: Any) -> Any:
-    """--backend, --host and --base-url: where the models are served."""
+def backend_options(command: Any = None, *, several_hosts: bool = False) -> Any:
+    """--backend, --host and --base-url: where the models are served (``several_hosts``: --host repeats)."""
+    if command is None:
+        return lambda command: backend_options(command, several_hosts=several_hosts)
     command = click.option("--base-url", help="OpenAI-compatible server URL, e.g. http://127.0.0.1:8080/v1.")(
         command
     )
-    command = click.option("--host", help="Ollama host (default: $OLLAMA_HOST or http://127.0.0.1:11434).")(
-        command
-    )
+    host_help = "Ollama host (default: $OLLAMA_HOST or http://127.0.0.1:11434)."
+    if several_hosts:
+        host_help += " Repeat to spread the models over several: [NAME=][ollama:|openai:]URL."
+    command = click.option("--host", multiple=several_hosts, help=host_help)(command)
     return click.option(
         "--backend",
         type=click.Choice(["auto", "ollama", "openai", "llamacpp"]),

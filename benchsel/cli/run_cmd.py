@@ -38,6 +38,7 @@ class ProgressPrinter:
 
     def __call__(self, event: Event) -> None:
         from benchsel import runner
+        from benchsel.multihost import HostFailed
 
         match event:
             case runner.RunStarted(run=run, resumed=resumed):
@@ -68,6 +69,11 @@ class ProgressPrinter:
                 self.progress.update(self.tasks[model], advance=1, tps="  ".join(p for p in parts if p))
             case runner.Retrying(model=model, case_id=case_id, attempt=attempt, error=error):
                 self.progress.console.print(f"  [yellow]retry {attempt}[/] {model} {case_id}: {error}")
+            case HostFailed(host=host, model=model, error=error, moved_to=moved_to):
+                where = f"its cases move to {moved_to}" if moved_to else "no other host has it"
+                self.progress.console.print(
+                    f"  [red]host {host} failed[/] running {model} ({error}); {where}"
+                )
             case _:
                 pass
 
@@ -86,7 +92,22 @@ class ProgressPrinter:
 @click.option(
     "--evalset", "-e", default="extraction-v1", show_default=True, help="Bundled eval set name or directory."
 )
-@render.backend_options
+@render.backend_options(several_hosts=True)
+@click.option(
+    "--hosts",
+    "hosts_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="A hosts.toml of [[host]] tables (name, url, backend, gpu_memory): one run over all of them.",
+)
+@click.option(
+    "--ray",
+    is_flag=False,
+    flag_value="auto",
+    default=None,
+    metavar="[ADDRESS]",
+    help="Run each model as a Ray task (default: the cluster this machine joined; 'local': a new one).",
+)
+@click.option("--ray-gpus", type=float, default=0.0, show_default=True, help="GPUs each Ray task needs.")
 @click.option(
     "--response-format",
     "--format",
@@ -189,6 +210,8 @@ def run(**kwargs: Any) -> None:
       benchsel run --models smollm2:135m,gemma3:270m --backend llamacpp --limit 5
       benchsel run --models my-model --backend openai --base-url http://127.0.0.1:8080/v1
       benchsel run --config run.toml --limit 3     # options from a file; the command line wins
+      benchsel run --models gemma3:4b,qwen3:4b@gpu2 --host gpu1=http://10.0.0.5:11434 --host gpu2=http://10.0.0.6:11434
+      benchsel run --models gemma3:4b,gemma4:e2b --ray 10.0.0.5:6379
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -210,7 +233,10 @@ def run(**kwargs: Any) -> None:
     with Progress(*columns, console=con, transient=False) as progress:
         printer = ProgressPrinter(progress)
         summary = api.run(kwargs.pop("models"), on_event=printer, on_pull=printer.pulling, **kwargs)
-    backends = ", ".join(sorted({f"{m.display_name} on {m.backend}" for m in summary.models}))
+    served = {
+        f"{m.display_name} on {m.backend}" + (f" at {m.host}" if m.host else "") for m in summary.models
+    }
+    backends = ", ".join(sorted(served))
     title = f"{summary.evalset.name}, run {summary.run.id} ({backends})"
     con.print(render.results_table(list(summary.models), title=title, width=con.width))
     for line in render.notes(summary):

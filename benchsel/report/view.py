@@ -229,6 +229,7 @@ def thinking_notes(summary: RunSummary) -> list[str]:
             parts = [m.failure + "; it has no score"]
         if parts:
             notes.append(f"{m.display_name}: " + "; ".join(parts) + ".")
+        notes += [f"{note}." for note in (m.host_note(),) if note]  # a multi-host run moved it
     return notes
 
 
@@ -258,6 +259,7 @@ def metadata_rows(summary: RunSummary) -> list[tuple[str, str]]:
         detail = ", ".join(
             part
             for part in (
+                m.host and f"on {m.host}",
                 snap.digest and f"digest {snap.digest[:19]}",
                 snap.quantization,
                 snap.family,
