@@ -40,8 +40,9 @@ def write_report(
 
     wanted = parse_formats(formats)
     view = selection_view(summary, selection)
-    target = Path(out_dir) / summary.run.id
-    target.mkdir(parents=True, exist_ok=True)
+    from benchsel.paths import prepare_output_dir
+
+    target = prepare_output_dir(Path(out_dir) / summary.run.id)
     written = []
     if "md" in wanted:
         from benchsel.report.markdown import render_markdown
