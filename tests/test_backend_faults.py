@@ -5,7 +5,10 @@ clear error, and a server that is not Ollama is not reported as "model not pulle
 from __future__ import annotations
 
 import json
+import os
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -221,3 +224,17 @@ def test_auto_without_ollama_says_what_was_tried_where_and_what_to_do(
         monkeypatch.setenv("OLLAMA_HOST", web.url)
         with pytest.raises(ModelNotFound, match="is not Ollama"):
             make_backend("auto").describe("gemma3:4b")
+
+
+@pytest.mark.parametrize("host", ["http://[::1", "http://127.0.0.1:99999", ":::garbage::::"])
+def test_malformed_ollama_host_in_a_fresh_process_is_one_line(host: str) -> None:
+    """The ollama package reads OLLAMA_HOST as it is imported: benchsel checks it before that."""
+    env = {**os.environ, "OLLAMA_HOST": host, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    for args in (["models", "--backend", "ollama"], ["run", "--models", "smollm2:135m", "--limit", "1"]):
+        done = subprocess.run(
+            [sys.executable, "-m", "benchsel", *args], capture_output=True, text=True, env=env, timeout=60
+        )
+        assert done.returncode == 2 and "Traceback" not in done.stderr
+        [line] = done.stderr.strip().splitlines()
+        assert line.startswith(f"Error: OLLAMA_HOST '{host}' is not a valid URL (")
+        assert "unset OLLAMA_HOST" in done.stderr

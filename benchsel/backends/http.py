@@ -39,20 +39,22 @@ _TAGS = re.compile(r"<(script|style)\b.*?</\1\s*>|<[^>]+>", re.DOTALL | re.IGNOR
 _TITLE = re.compile(r"<title[^>]*>(.*?)</title\s*>", re.DOTALL | re.IGNORECASE)
 
 
-def check_url(url: str, what: str, fix: str) -> tuple[str, str, int | None, str]:
-    """(scheme, host, port, path) of an http(s) URL, or a UsageError naming ``what`` and ``fix``."""
+def check_url(url: str, what: str, fix: str, shown: str | None = None) -> tuple[str, str, int | None, str]:
+    """(scheme, host, port, path) of an http(s) URL, or a UsageError naming ``what`` (the value as the user
+    wrote it: ``shown``) and ``fix``."""
+    given = url if shown is None else shown
     try:
         parts = urlsplit(url.strip())
         port = parts.port
         host = parts.hostname
     except ValueError as exc:  # "Invalid IPv6 URL", "Port out of range 0-65535", a port that is not a number
-        raise UsageError(f"{what} '{url}' is not a valid URL ({exc}) - {fix}") from None
+        raise UsageError(f"{what} '{given}' is not a valid URL ({exc}) - {fix}") from None
     if parts.scheme not in ("http", "https"):
-        raise UsageError(f"{what} '{url}' is not an http:// or https:// URL - {fix}")
+        raise UsageError(f"{what} '{given}' is not an http:// or https:// URL - {fix}")
     if not host or not re.fullmatch(r"[A-Za-z0-9._:%-]+", host):
-        raise UsageError(f"{what} '{url}' has no valid host name - {fix}")
+        raise UsageError(f"{what} '{given}' has no valid host name - {fix}")
     if port == 0:
-        raise UsageError(f"{what} '{url}': port 0 is not a port - {fix}")
+        raise UsageError(f"{what} '{given}': port 0 is not a port - {fix}")
     return parts.scheme, host, port, parts.path
 
 

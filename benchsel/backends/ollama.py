@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -12,11 +11,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import ollama
 import pydantic
 
 from benchsel.backends.base import Memory, ModelSnapshot, Reply, RequestOptions, reply_count, reply_text
-from benchsel.backends.http import Answer, Channel, check_url, short_body
+from benchsel.backends.http import Answer, Channel, short_body
+from benchsel.backends.ollama_host import resolve_host
 from benchsel.errors import (
     BackendUnavailable,
     BadReply,
@@ -32,15 +31,18 @@ from benchsel.errors import (
     UsageError,
 )
 
+# isort: split
+# The ollama package builds a client from OLLAMA_HOST as it is imported, and a malformed value fails there
+# with a bare ValueError: benchsel checks the value first, so the error is one line that names the fix.
+resolve_host()
+import ollama  # noqa: E402
+
 __all__ = ["OllamaBackend", "PullProgress", "normalize_model_name", "resolve_host"]
 
-DEFAULT_HOST = "http://127.0.0.1:11434"
-DEFAULT_PORT = 11434
 CONNECT_TIMEOUT_S = 10.0
 UNLOAD_WAIT_S = 15.0
 UNLOAD_POLL_S = 0.05
 MEMORY_SOURCE = "ollama /api/ps"
-_SCHEME_PORTS = {"http": 80, "https": 443}
 
 
 @dataclass(frozen=True)
@@ -51,24 +53,6 @@ class PullProgress:
     digest: str | None = None
     total: int | None = None
     completed: int | None = None
-
-
-def resolve_host(host: str | None = None) -> str:
-    """The base URL for ``host`` or OLLAMA_HOST, as Ollama reads it: a bare host gets port 11434.
-    A malformed value is a UsageError that names where it came from."""
-    source = "--host" if host else "OLLAMA_HOST"
-    raw = (host or os.environ.get("OLLAMA_HOST") or "").strip().rstrip("/")
-    if not raw:
-        return DEFAULT_HOST
-    has_scheme = "://" in raw
-    fix = "write HOST, HOST:PORT or http://HOST:PORT, e.g. http://127.0.0.1:11434"
-    if source == "OLLAMA_HOST":
-        fix += ", or unset OLLAMA_HOST"
-    scheme, hostname, port, path = check_url(raw if has_scheme else f"http://{raw}", source, fix)
-    if ":" in hostname:
-        hostname = f"[{hostname}]"
-    port = port or (_SCHEME_PORTS[scheme] if has_scheme else DEFAULT_PORT)
-    return f"{scheme}://{hostname}:{port}{path.rstrip('/')}"
 
 
 def normalize_model_name(model: str) -> str:

@@ -25,7 +25,7 @@ def ollama_answers(host: str | None = None, timeout_s: float = PROBE_TIMEOUT_S) 
 def probe_ollama(host: str | None = None, timeout_s: float = PROBE_TIMEOUT_S) -> str | None:
     """None when Ollama answers at ``host`` (default: OLLAMA_HOST), else what was found there, for a
     message ("no server answers at http://127.0.0.1:11434"). A malformed host is a UsageError."""
-    from benchsel.backends.ollama import resolve_host
+    from benchsel.backends.ollama_host import resolve_host
 
     url = resolve_host(host)
     try:
