@@ -26,9 +26,6 @@ from benchsel.store import RunRecord, Store, StoredResult
 
 T = TypeVar("T")
 
-# Loading weights from disk can take far longer than one answer: the load gets its own time limit.
-LOAD_TIMEOUT_S = 600.0
-
 # After this many requests in a row fail in transport (each after its retries), the server is taken
 # to be gone: the run stops, keeps what it has, and a re-run resumes.
 CONSECUTIVE_FAILURES_TO_ABORT = 3
@@ -288,9 +285,8 @@ def _run_model(
         spec,
         threading.Event(),
         lambda attempt, exc: emit(Retrying(model, "(load)", attempt, str(exc))),
-        lambda: backend.load(
-            model, replace(spec.options, timeout_s=max(spec.options.timeout_s, LOAD_TIMEOUT_S))
-        ),
+        # the backend that loads weights on this call (Ollama) gives it a longer limit of its own
+        lambda: backend.load(model, spec.options),
     )
     store.save_model(record.id, snapshot, load_s=load_s)
     emit(ModelLoaded(model, load_s))

@@ -40,6 +40,8 @@ import ollama  # noqa: E402
 __all__ = ["OllamaBackend", "PullProgress", "normalize_model_name", "resolve_host"]
 
 CONNECT_TIMEOUT_S = 10.0
+# Loading weights from disk can take far longer than one answer: the load gets its own time limit.
+LOAD_TIMEOUT_S = 600.0
 UNLOAD_WAIT_S = 15.0
 UNLOAD_POLL_S = 0.05
 MEMORY_SOURCE = "ollama /api/ps"
@@ -130,8 +132,9 @@ class OllamaBackend:
     def load(self, model: str, options: RequestOptions) -> float:
         """Load-only chat (``messages: []``) with the same options as the timed requests."""
         started = time.perf_counter()
+        limit = max(options.timeout_s, LOAD_TIMEOUT_S)
         response = self._call(
-            lambda: self._client(options.timeout_s).chat(model=model, messages=[], options=_options(options)),
+            lambda: self._client(limit).chat(model=model, messages=[], options=_options(options)),
             model=model,
         )
         wall_s = time.perf_counter() - started
