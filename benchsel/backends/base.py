@@ -2,12 +2,45 @@
 
 from __future__ import annotations
 
+import json
+import re
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
 FormatMode = Literal["none", "json", "schema"]
 ThinkMode = Literal["auto", "off", "on"]
 TimingSource = Literal["server", "wall"]
+
+
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def storable_text(text: str) -> str:
+    """``text`` as UTF-8 can hold it: a surrogate pair split across two pieces of a stream is joined into
+    its character, and each lone surrogate (JSON may escape one, ``"\\ud800"``) is marked as U+FFFD;
+    everything else is kept as is."""
+    if not _LONE_SURROGATE.search(text):
+        return text
+    return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+
+
+def reply_text(value: Any) -> str:
+    """A reply field as text, whatever the server put there: a string as is, nothing as "", and an
+    object, list or number as its JSON, so that the model's output is stored and scored, never dropped."""
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        value = json.dumps(value, ensure_ascii=False, default=str)
+    return storable_text(value)
+
+
+def reply_count(value: Any) -> int:
+    """A token count or duration from a server's reply; anything that is not a finite number is 0."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError, OverflowError):
+        return 0
+    return int(number) if number == number and abs(number) != float("inf") else 0
 
 
 @dataclass(frozen=True)
@@ -119,8 +152,9 @@ class Reply:
 @runtime_checkable
 class Backend(Protocol):
     """A place that serves models. Raise benchsel.errors types:
-    BackendUnavailable (nothing answers), ModelNotFound, CapabilityError, TransportError (retryable
-    transport faults: timeout, connection refused/reset, 500/503), RequestRejected (4xx etc.)."""
+    BackendUnavailable (nothing answers), ModelNotFound, CapabilityError, TransportError and its
+    subclasses (retryable transport faults only: timeout, connection refused/reset, 5xx, unreadable body),
+    RequestRejected (4xx etc.), RequestAborted (after abort()). Any other exception is a bug and raises."""
 
     name: str
 
@@ -148,6 +182,10 @@ class Backend(Protocol):
 
     def unload(self, model: str) -> None:
         """Free the model's memory before the next model runs."""
+        ...
+
+    def abort(self) -> None:
+        """End every request in flight at once (from another thread); each raises RequestAborted."""
         ...
 
     def close(self) -> None:

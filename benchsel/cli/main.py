@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from benchsel import __version__
-from benchsel.errors import BenchselError
+from benchsel.errors import BenchselError, file_error
 
 # name -> (module, attribute, one-line help). Help text lives here so --help imports nothing.
 COMMANDS: dict[str, tuple[str, str, str]] = {
@@ -46,6 +46,8 @@ class LazyGroup(click.Group):
             return super().invoke(ctx)
         except BenchselError as exc:
             raise CommandFailed(exc) from None
+        except OSError as exc:  # a file-system fault no command caught: one line, never a traceback
+            raise CommandFailed(file_error(exc)) from None
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(COMMANDS)

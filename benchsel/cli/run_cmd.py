@@ -320,3 +320,5 @@ def runs(db: Path | None, limit: int) -> None:
         con.print("no runs yet - start one with `benchsel run --models ...`")
         return
     con.print(table)
+    if any(record.status == "interrupted" for record in records):
+        con.print("interrupted runs resume: run the same `benchsel run` command again")
