@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -24,6 +24,9 @@ from benchsel.errors import BenchselError, UsageError
 from benchsel.scoring.match import Counts
 from benchsel.scoring.metrics import Estimate, f1_of, paired_bootstrap, recall_of
 from benchsel.summary import ModelSummary, RunSummary
+
+if TYPE_CHECKING:
+    from benchsel.probe import MeasuredRanking
 
 __all__ = [
     "DEFAULT_WEIGHTS",
@@ -652,6 +655,8 @@ class Selection:
     deploy_now: Ranking
     snapshots: Mapping[str, ModelSnapshot]
     created_at: str
+    measured: MeasuredRanking | None = None
+    """The third ranking, from the run's latest probe (benchsel.probe); None until one is made."""
 
     @property
     def train_winner(self) -> Entry | None:
@@ -664,7 +669,7 @@ class Selection:
     def to_json(self) -> dict[str, Any]:
         train = self.train_winner
         deploy = self.deploy_winner
-        return {
+        data: dict[str, Any] = {
             "version": SELECTION_VERSION,
             "created_at": self.created_at,
             "run_id": self.run_id,
@@ -681,6 +686,11 @@ class Selection:
                 "deploy_now": self.deploy_now.to_json(),
             },
         }
+        if self.measured is not None:  # the third ranking, once the run has been probed
+            winner = self.measured.winner
+            data["winners"]["measured_trainability"] = winner.model if winner else None
+            data["rankings"]["measured_trainability"] = self.measured.to_json()
+        return data
 
 
 def _base_json(snapshot: ModelSnapshot) -> dict[str, Any]:

@@ -75,7 +75,7 @@ def test_an_old_store_is_migrated_forward(tmp_path: Path) -> None:
         MIGRATIONS[0][1](db)
         db.execute("INSERT INTO _migrations VALUES ('001_initial', 'then')")
     store = Store(path)
-    assert store.applied_migrations() == ["001_initial", "002_run_hardware"]
+    assert store.applied_migrations() == ["001_initial", "002_run_hardware", "005_probes"]
     assert "hardware_json" in columns(path, "runs")
 
 

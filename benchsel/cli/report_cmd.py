@@ -42,6 +42,7 @@ def report(
     """Write reports/RUN_ID/report.md and a self-contained report.html: results with intervals,
     both selection rankings, plots and a per-case drill-down."""
     from benchsel.hardware import parse_bytes
+    from benchsel.probe import with_measured
     from benchsel.report import parse_formats, write_report
     from benchsel.selection import Constraints, select
     from benchsel.store import Store
@@ -56,7 +57,7 @@ def report(
     )
     with Store(db) as store:
         summary = summarize_run(store, run_id, evalset=evalset)
-    selection = select(summary, constraints) if summary.models else None
+        selection = with_measured(select(summary, constraints), store) if summary.models else None
     paths = write_report(summary, selection, out, wanted)
     for path in paths:
         click.echo(f"Wrote {path}")

@@ -103,6 +103,7 @@ def select(
     """Rank the models of RUN_ID for training (trainable potential) and for deploying now, under the
     hardware constraints, and write reports/RUN_ID/selection.json for `benchsel train`."""
     from benchsel import selection as sel
+    from benchsel.probe import with_measured
     from benchsel.store import Store
     from benchsel.summary import summarize_run
 
@@ -122,7 +123,7 @@ def select(
     )
     with Store(db) as store:
         summary = summarize_run(store, run_id, evalset=evalset)
-    result = sel.select(summary, constraints, weights)
+        result = with_measured(sel.select(summary, constraints, weights), store)
     path = sel.write_selection(result, out / result.run_id / "selection.json")
     render_selection(result, console)
     console.print(f"Wrote {path}", soft_wrap=True)
@@ -190,6 +191,10 @@ def render_selection(selection: Selection, console: Console) -> None:
             console.print(f"{label}: {winner.model} - {winner.reason}", soft_wrap=True)
         if ranking.close_call is not None:
             console.print(f"  Close call: {ranking.close_call.text()}", soft_wrap=True)
+    if selection.measured is not None:
+        from benchsel.cli.probe_cmd import render_measured
+
+        render_measured(selection.measured, console)
     for entry in selection.deploy_now.entries:
         if entry.flags:
             console.print(f"Flag: {entry.model}: {'; '.join(entry.flags)}", soft_wrap=True)

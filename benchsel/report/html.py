@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from benchsel import __version__
 from benchsel.report.drilldown import case_details
-from benchsel.report.plots import Plot, format_debt, heatmap, quality_speed, vram
+from benchsel.report.plots import Plot, format_debt, heatmap, predicted_vs_measured, quality_speed, vram
 from benchsel.report.selection_view import SelectionView, fallback_cards, measured_vram
 from benchsel.report.view import (
     Table,
@@ -89,12 +89,15 @@ def render_plots(summary: RunSummary, selection: SelectionView | None) -> list[P
     bars = selection.vram if selection is not None and selection.vram else measured_vram(summary)
     budget = selection.budget_bytes if selection is not None else None
     reserve = selection.reserve_bytes if selection is not None else None
-    return [
+    plots = [
         quality_speed(models),
         format_debt(models),
         vram(bars, budget, reserve),
         heatmap(models, [case.id for case in summary.evalset.cases]),
     ]
+    if selection is not None and selection.measured:
+        plots.append(predicted_vs_measured(selection.measured))
+    return plots
 
 
 def render_html(summary: RunSummary, selection: SelectionView | None) -> str:
