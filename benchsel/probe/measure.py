@@ -206,7 +206,7 @@ def _measure(
 ) -> ProbeFigures:
     from benchsel import api
 
-    common = {"db": plan.db, **run_options(summary)}
+    common: dict[str, Any] = {"db": plan.db, **run_options(summary)}
     if plan.method == "fewshot":
         backend = _backend_kwargs(summary, plan.threads)
         before = api.run([model.name], evalset=probe_set, **backend, **common)
@@ -274,7 +274,7 @@ def train_and_measure(
         on_stage=lambda text: stage(f"  {text}"),
     )
     engine_model = embedded_model(outcome.base, outcome.out_dir)
-    engine = {"backend": "llamacpp", "threads": plan.threads}
+    engine: dict[str, Any] = {"backend": "llamacpp", "threads": plan.threads}
     before = api.run([engine_model], evalset=cases, **engine, **common)
     stage(f"  {name} with its adapter ({plan.steps} steps)")
     after = api.run([engine_model], evalset=cases, lora=outcome.adapter_gguf, **engine, **common)

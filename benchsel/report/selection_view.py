@@ -216,7 +216,10 @@ def from_selection(selection: Selection) -> SelectionView:
     ]
     if c.vram_bytes is None:
         notes.append("VRAM was not checked: pass --vram to exclude models that do not fit.")
-    rankings = (_ranking(selection, selection.trainable), _ranking(selection, selection.deploy_now))
+    rankings: tuple[RankingView, ...] = (
+        _ranking(selection, selection.trainable),
+        _ranking(selection, selection.deploy_now),
+    )
     if selection.measured is not None:
         rankings += (_measured_ranking(selection.measured),)
     return SelectionView(
