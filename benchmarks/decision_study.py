@@ -9,7 +9,8 @@ over cases, and the compute it cost. Everything runs through benchsel's runner, 
 trainer. Writes docs/decision-validity.md (or --doc) and a study.json beside the runs.
 
     make study                       # the CPU study on the three real candidates
-    python benchmarks/decision_study.py --models smollm2:135m,gemma3:270m --cases 40 --full-steps 100
+    python benchmarks/decision_study.py --size 2     # first: time 2 steps of each model, estimate
+    python benchmarks/decision_study.py --models smollm2:135m,gemma3:270m --cases 40 --full-steps 40
 """
 
 from __future__ import annotations
@@ -47,12 +48,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--evalset", default=DEFAULT_EVALSET)
     p.add_argument("--cases", type=int, help="Use the first N cases of the eval set [all].")
     p.add_argument("--probe-fraction", type=float, default=0.5, help="Share of the cases in the probe split.")
-    p.add_argument("--probe-steps", type=int, default=20, help="Pilot LoRA steps.")
-    p.add_argument("--full-steps", type=int, default=100, help="Full LoRA steps (>= 5x --probe-steps).")
+    # CPU defaults sized on a shared 2-core machine (about 15 s per example-step for the 135M and 270M
+    # models, more for 0.5B): 16 examples for the pilot, 80 for the full LoRA.
+    p.add_argument("--probe-steps", type=int, default=4, help="Pilot LoRA steps.")
+    p.add_argument("--full-steps", type=int, default=20, help="Full LoRA steps (>= 5x --probe-steps).")
     p.add_argument("--shots", type=int, default=3, help="Worked examples in the few-shot probe.")
-    p.add_argument("--num-predict", type=int, default=512, help="Token limit per answer.")
-    p.add_argument("--batch", type=int, default=4, help="Per-device batch size (every LoRA).")
-    p.add_argument("--grad-accum", type=int, default=4, help="Gradient accumulation steps (every LoRA).")
+    p.add_argument("--num-predict", type=int, default=256, help="Token limit per answer.")
+    p.add_argument("--batch", type=int, default=2, help="Per-device batch size (every LoRA).")
+    p.add_argument("--grad-accum", type=int, default=2, help="Gradient accumulation steps (every LoRA).")
     p.add_argument("--max-seq-len", type=int, default=1024, help="Longest training example in tokens.")
     p.add_argument("--seed", type=int, default=0, help="Seed of the split, the data and the training.")
     p.add_argument("--threads", type=int, help="llama-server threads.")
@@ -61,6 +64,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--out", type=Path, default=Path("reports/study"), help="Adapters and study.json.")
     p.add_argument("--doc", type=Path, default=Path("docs/decision-validity.md"))
     p.add_argument("--cache-dir", type=Path, help="Where dequantized bases are kept [~/.cache/benchsel].")
+    p.add_argument(
+        "--size", type=int, metavar="STEPS",
+        help="Only time STEPS LoRA steps of each model and estimate the study's training time.",
+    )  # fmt: skip
     return p.parse_args(argv)
 
 
@@ -323,6 +330,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
+    if args.size:
+        size_study(args)
+        return 0
     result = run_study(args, list(sys.argv[1:] if argv is None else argv))
     print(f"Wrote {args.doc} and {result['json_path']}")
     return 0
@@ -343,11 +353,7 @@ def run_study(args: argparse.Namespace, argv: list[str]) -> dict[str, Any]:
     started_at = datetime.now(UTC)
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     evalset = load_evalset(args.evalset)
-    settings = {
-        "per_device_batch_size": args.batch,
-        "gradient_accumulation_steps": args.grad_accum,
-        "max_seq_len": args.max_seq_len,
-    }
+    settings = _settings(args)
     common_plan = {
         "fraction": args.probe_fraction, "seed": args.seed, "settings": settings, "db": args.db,
         "threads": args.threads, "cache_dir": args.cache_dir, "models": tuple(models),
@@ -469,6 +475,56 @@ def run_study(args: argparse.Namespace, argv: list[str]) -> dict[str, Any]:
 
 def _interval(estimate: Any) -> dict[str, float]:
     return {"value": estimate.value, "low": estimate.low, "high": estimate.high}
+
+
+def size_study(args: argparse.Namespace) -> dict[str, dict[str, float]]:
+    """Time a few LoRA steps of each model through the trainer (batch, length and data as the study
+    uses them) and extrapolate the study's training time: the pilot and the full LoRA of every model."""
+    import tempfile
+
+    from benchsel.probe.measure import ProbePlan, pilot_settings, reset_peak_rss
+    from benchsel.train.pipeline import TrainPlan, train
+
+    plan = ProbePlan("size", "lora", steps=args.size, seed=args.seed, settings=_settings(args))
+    settings = pilot_settings(plan)
+    out: dict[str, dict[str, float]] = {}
+    for name in [m.strip() for m in args.models.split(",") if m.strip()]:
+        with tempfile.TemporaryDirectory() as tmp:
+            reset_peak_rss()
+            t0 = time.perf_counter()
+            outcome = train(
+                TrainPlan(base=name, evalset=args.evalset, settings=settings, seed=args.seed,
+                          synthetic_n=max(20, 2 * args.size * settings.effective_batch_size),
+                          out_dir=Path(tmp), cache_dir=args.cache_dir),
+            )  # fmt: skip
+            total = time.perf_counter() - t0
+        r = outcome.training
+        step_s = r.train_seconds / max(r.steps, 1)
+        out[name] = {
+            "step_s": step_s,
+            "train_tokens_per_s": r.tokens_per_s,
+            "peak_rss_gib": r.peak_memory_bytes / 1024**3,
+            "overhead_s": total - r.train_seconds,
+            "study_training_s": step_s * (args.probe_steps + args.full_steps),
+        }
+        print(
+            f"{name}: {step_s:.1f} s a step at batch {settings.per_device_batch_size} x "
+            f"{settings.gradient_accumulation_steps} ({r.tokens_per_s:.0f} tok/s), peak RSS "
+            f"{out[name]['peak_rss_gib']:.1f} GiB, load/export {out[name]['overhead_s']:.0f} s; "
+            f"{args.probe_steps} + {args.full_steps} steps = {out[name]['study_training_s'] / 60:.0f} min",
+            flush=True,
+        )
+    total_min = sum(v["study_training_s"] for v in out.values()) / 60
+    print(f"Training in the study: about {total_min:.0f} min (benchmarking the cases comes on top)")
+    return out
+
+
+def _settings(args: argparse.Namespace) -> dict[str, int]:
+    return {
+        "per_device_batch_size": args.batch,
+        "gradient_accumulation_steps": args.grad_accum,
+        "max_seq_len": args.max_seq_len,
+    }
 
 
 # ---- the write-up --------------------------------------------------------------------------------
