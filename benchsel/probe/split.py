@@ -50,15 +50,23 @@ def _order(case_id: str, seed: int) -> str:
 
 
 def split_cases(cases: Sequence[Case], fraction: float, seed: int = 0) -> Split:
-    """A seeded split, stratified by difficulty, that keeps a case on its side whatever else is in the
-    set: each case's side depends only on its id, its difficulty group and the seed."""
+    """A seeded split, stratified by difficulty. Within a group the cases are ordered by a hash of
+    their id and the seed, and the probe takes a prefix: other cases coming or going move at most the
+    one case at the boundary of each group."""
     groups: dict[str, list[Case]] = defaultdict(list)
     for case in cases:
         groups[case.difficulty].append(case)
+    # each group gives floor(share) cases; the cases still owed to round(total) go to the groups with
+    # the largest remainders, so small groups (one case each) still fill the probe split
+    wanted = round(len(cases) * fraction)
+    take = {name: int(len(members) * fraction) for name, members in groups.items()}
+    owed = sorted(groups, key=lambda name: (-(len(groups[name]) * fraction - take[name]), name))
+    for name in owed[: max(0, wanted - sum(take.values()))]:
+        take[name] += 1
     probe: set[str] = set()
-    for members in groups.values():
+    for name, members in groups.items():
         ordered = sorted(members, key=lambda c: _order(c.id, seed))
-        probe.update(c.id for c in ordered[: round(len(ordered) * fraction)])
+        probe.update(c.id for c in ordered[: take[name]])
     if not probe or len(probe) == len(cases):
         raise UsageError(
             f"a probe share of {fraction:g} of {len(cases)} cases leaves one side empty - "
