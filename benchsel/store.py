@@ -180,6 +180,30 @@ def _m003_run_leases(db: sqlite3.Connection) -> None:
     )
 
 
+def _m005_probes(db: sqlite3.Connection) -> None:
+    """Measured-trainability probes of a run (benchsel.probe): one row per probe, one per probed model."""
+    _script(
+        db,
+        """
+        CREATE TABLE probes (
+            id TEXT PRIMARY KEY,
+            run_id TEXT NOT NULL REFERENCES runs (id),
+            method TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            settings_json TEXT NOT NULL,
+            split_json TEXT NOT NULL
+        );
+        CREATE INDEX probes_by_run ON probes (run_id, created_at);
+        CREATE TABLE probe_models (
+            probe_id TEXT NOT NULL REFERENCES probes (id),
+            model TEXT NOT NULL,
+            figures_json TEXT NOT NULL,
+            PRIMARY KEY (probe_id, model)
+        );
+        """,
+    )
+
+
 def _m004_model_speed(db: sqlite3.Connection) -> None:
     # per model: the cold prefill of the warm-up prompt, and the CPU other processes used meanwhile
     db.execute("ALTER TABLE models ADD COLUMN cold_prefill_json TEXT")
@@ -210,6 +234,7 @@ MIGRATIONS: list[tuple[str, Callable[[sqlite3.Connection], None]]] = [
     ("002_run_hardware", _m002_run_hardware),
     ("003_run_leases", _m003_run_leases),
     ("004_model_speed", _m004_model_speed),
+    ("005_probes", _m005_probes),
     ("006_hosts", _m006_hosts),
 ]
 
@@ -230,6 +255,19 @@ _REPLY_COLUMNS = (
     "wall_s",
     "timing_source",
 )
+
+
+@dataclass(frozen=True)
+class StoredProbe:
+    """One probe of a run; ``settings``, ``split`` and each model's figures are benchsel.probe's JSON."""
+
+    id: str
+    run_id: str
+    method: str
+    created_at: str
+    settings: dict[str, Any]
+    split: dict[str, Any]
+    models: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 def _now() -> str:
@@ -632,6 +670,56 @@ class Store:
             (cache_key,),
         ).fetchone()
         return _result(row) if row else None
+
+    # ---- probes ---------------------------------------------------------------------------------
+
+    def save_probe(self, probe: StoredProbe) -> None:
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO probes (id, run_id, method, created_at, settings_json, split_json)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (
+                    probe.id,
+                    probe.run_id,
+                    probe.method,
+                    probe.created_at,
+                    json.dumps(probe.settings, sort_keys=True),
+                    json.dumps(probe.split, sort_keys=True),
+                ),
+            )
+
+    def save_probe_model(self, probe_id: str, model: str, figures: dict[str, Any]) -> None:
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO probe_models (probe_id, model, figures_json) VALUES (?, ?, ?)"
+                " ON CONFLICT (probe_id, model) DO UPDATE SET figures_json = excluded.figures_json",
+                (probe_id, model, json.dumps(figures, sort_keys=True)),
+            )
+
+    def latest_probe(self, run_id: str, method: str | None = None) -> StoredProbe | None:
+        """The newest probe of a run (of ``method`` when given) with every model's figures."""
+        query, params = "SELECT * FROM probes WHERE run_id = ?", [run_id]
+        if method is not None:
+            query += " AND method = ?"
+            params.append(method)
+        row = self._db.execute(query + " ORDER BY created_at DESC, rowid DESC LIMIT 1", params).fetchone()
+        if row is None:
+            return None
+        models = {
+            m["model"]: json.loads(m["figures_json"])
+            for m in self._db.execute(
+                "SELECT * FROM probe_models WHERE probe_id = ? ORDER BY rowid", (row["id"],)
+            )
+        }
+        return StoredProbe(
+            id=row["id"],
+            run_id=row["run_id"],
+            method=row["method"],
+            created_at=row["created_at"],
+            settings=json.loads(row["settings_json"]),
+            split=json.loads(row["split_json"]),
+            models=models,
+        )
 
 
 def _writable(path: Path) -> bool:

@@ -21,6 +21,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "compare": ("benchsel.cli.report_cmd", "compare", "Compare two runs on the same eval set."),
     "select": ("benchsel.cli.select_cmd", "select", "Rank a run's models for training and deploying now."),
     "models": ("benchsel.cli.select_cmd", "models", "List the models a backend serves, with estimated VRAM."),
+    "probe": ("benchsel.cli.probe_cmd", "probe", "Measure trainability: few-shot or a pilot LoRA per model."),
     "train": ("benchsel.cli.train_cmd", "train", "LoRA-train the chosen base, register it, measure again."),
 }
 

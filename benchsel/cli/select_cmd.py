@@ -187,6 +187,7 @@ def select(
       benchsel select RUN_ID --vram 12GiB -c 8192 --weight valid_json=0.2
     """
     from benchsel import selection as sel
+    from benchsel.probe import with_measured
     from benchsel.store import Store
     from benchsel.summary import summarize_run
 
@@ -197,7 +198,7 @@ def select(
     constraints = sel.Constraints.of(vram_bytes=resolve_vram(options["vram"], console.print), **values)
     with Store(db) as store:
         summary = summarize_run(store, run_id, evalset=evalset)
-    result = sel.select(summary, constraints, weights)
+        result = with_measured(sel.select(summary, constraints, weights), store)
     path = sel.write_selection(result, out / result.run_id / "selection.json")
     render_selection(result, console)
     console.print(f"Wrote {path}", soft_wrap=True)
@@ -277,6 +278,10 @@ def render_selection(selection: Selection, console: Console) -> None:
             console.print(f"  Close call: {ranking.close_call.text()}", soft_wrap=True, markup=False)
     for failed in selection.failed:
         console.print(f"Failed: {failed.label}: {failed.failure}", soft_wrap=True, markup=False)
+    if selection.measured is not None:
+        from benchsel.cli.probe_cmd import render_measured
+
+        render_measured(selection.measured, console)
     for entry in selection.deploy_now.entries:
         if entry.flags:
             console.print(f"Flag: {entry.label}: {'; '.join(entry.flags)}", soft_wrap=True, markup=False)

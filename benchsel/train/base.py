@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from benchsel.backends.demo import demo_model_path, is_demo_model
 from benchsel.errors import MissingExtra, ModelNotFound, UsageError
 
 BaseKind = Literal["hf_dir", "gguf", "demo", "ollama", "hf_id"]
@@ -68,6 +69,8 @@ def resolve_base(
         return _from_gguf("gguf", path, cache, None)
     if base in DEMO_BASES:
         return _from_gguf("demo", demo_gguf_path(base), cache, base)
+    if is_demo_model(base):  # every model the embedded engine serves by name trains from the same GGUF
+        return _from_gguf("demo", demo_model_path(base), cache, base)
     if path.suffix == ".gguf" or os.sep in base and not _looks_like_hf_id(base):
         raise UsageError(
             f"--base {base!r}: no such file or directory - give a GGUF file, a model directory "
