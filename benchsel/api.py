@@ -48,11 +48,14 @@ def run(
     pull: bool = False,
     threads: int | None = None,
     lora: str | Path | None = None,
+    lora_name: str | None = None,
     db: str | Path | None = None,
     on_event: EventCallback | None = None,
     on_pull: Callable[[str], Callable[[Any], None]] | None = None,
 ) -> RunSummary:
-    """Benchmark ``models`` on an eval set and return the scored run (stored in the run store)."""
+    """Benchmark ``models`` on an eval set and return the scored run (stored in the run store).
+    With ``lora`` (a GGUF adapter, embedded engine only) each model is its base served with the adapter,
+    named ``BASE+NAME`` (``lora_name``, default the adapter's name) so runs tell it from its base."""
     from benchsel.backends.select import make_backend
 
     loaded = evalset if isinstance(evalset, EvalSet) else load_evalset(evalset)
@@ -68,8 +71,11 @@ def run(
         think=think,
         timeout_s=timeout_s,
     )
+    names = parse_models(models)
+    if lora is not None:
+        backend, lora, names = _with_lora(backend, Path(lora), lora_name, names)
     spec = RunSpec(
-        models=parse_models(models),
+        models=names,
         evalset=loaded,
         options=options,
         repeats=repeats,
@@ -91,6 +97,21 @@ def run(
             _pull_missing(chosen, spec.models, on_pull)
         record = run_spec(spec, chosen, store, on_event=on_event, host=_host_of(chosen), hardware=_hardware())
         return summarize_run(store, record.id, evalset=loaded)
+
+
+def _with_lora(
+    backend: str, lora: Path, lora_name: str | None, models: tuple[str, ...]
+) -> tuple[str, Path, tuple[str, ...]]:
+    """The embedded engine, the adapter's absolute path (llama-server runs in another working
+    directory), and the models named ``BASE+NAME``."""
+    from benchsel.backends.llamacpp import lora_model_name
+
+    if backend not in ("auto", "llamacpp"):
+        raise UsageError(f"--lora needs the embedded engine (--backend llamacpp), not --backend {backend}")
+    if not lora.is_file():
+        raise UsageError(f"--lora {lora}: no such file - give the adapter.gguf that `benchsel train` wrote")
+    lora = lora.expanduser().resolve()
+    return "llamacpp", lora, tuple(lora_model_name(model, lora, lora_name) for model in models)
 
 
 def _pull_missing(

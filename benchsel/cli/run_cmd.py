@@ -94,6 +94,11 @@ class ProgressPrinter:
 @click.option("--seed", type=int, help="Sampling seed (default: the eval set's).")
 @click.option("--limit", type=int, help="Only the first N cases (a quick look).")
 @click.option("--threads", type=int, help="CPU threads for the embedded engine.")
+@click.option(
+    "--lora",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="A GGUF LoRA adapter (from `benchsel train`) served on each model; runs as BASE+ADAPTER-NAME.",
+)
 @click.option("--fresh", is_flag=True, help="Ignore stored replies and send everything again.")
 @click.option("--pull", is_flag=True, help="Pull models Ollama does not have yet.")
 @render.db_option
@@ -110,6 +115,7 @@ def run(**kwargs: Any) -> None:
       benchsel run --models gemma3:4b,gemma4:e2b
       benchsel run --models smollm2:135m,gemma3:270m --backend llamacpp --limit 5
       benchsel run --models my-model --backend openai --base-url http://127.0.0.1:8080/v1
+      benchsel run --models smollm2:135m --lora reports/train-RUN/adapter.gguf --limit 20
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
