@@ -66,7 +66,8 @@ def test_tiny_llama_trains_exports_and_is_evaluated_with_its_adapter(outcome) ->
     assert evaluation.engine == "llamacpp"
     before, after = evaluation.before, evaluation.after
     assert before.run.id != after.run.id
-    assert before.models[0].name == after.models[0].name == str(out / "base-f32.gguf")
+    assert before.models[0].name == str(out / "base-f32.gguf")
+    assert after.models[0].name == f"{out / 'base-f32.gguf'}+out"  # the fine-tune, told from its base
     assert "+lora:" in after.models[0].snapshot.digest
     assert "+lora:" not in before.models[0].snapshot.digest
     assert all(r.ok for r in after.models[0].results) and len(after.models[0].results) == 2

@@ -200,8 +200,11 @@ def _from_gguf(
     architecture = gguf_architecture(path)
     target = cache / _file_key(path)[:32]
     if not (target / "config.json").is_file():
+        from benchsel.train.lora import quiet_training_libraries
+
         stage(f"Dequantizing {path.name} into trainable weights (once; kept in {target})")
-        _dequantize_gguf(path, target, architecture)
+        with quiet_training_libraries():
+            _dequantize_gguf(path, target, architecture)
     return ResolvedBase(kind, target, path, architecture, tag)
 
 

@@ -113,6 +113,9 @@ class TrainResult:
     device: str
     qlora: bool
     history: list[dict[str, Any]] = field(default_factory=list, repr=False)
+    baseline_memory_bytes: int = 0
+    """Resident memory when the peak count started (before the weights were loaded): the peak minus
+    this is what training itself took."""
 
 
 def _require_training() -> None:
@@ -319,6 +322,21 @@ def reset_peak_memory() -> None:
         Path("/proc/self/clear_refs").write_text("5", encoding="ascii")
 
 
+def current_memory_bytes() -> int:
+    """CUDA's allocated bytes, else the process's resident set (0 where /proc is missing)."""
+    import torch
+
+    if torch.cuda.is_available():
+        return int(torch.cuda.memory_allocated())
+    try:
+        for line in Path("/proc/self/status").read_text(encoding="ascii").splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
 def peak_memory_bytes() -> int:
     """Peak since :func:`reset_peak_memory`: CUDA's allocated bytes, else the process's peak RSS."""
     import torch
@@ -368,6 +386,8 @@ def quiet_training_libraries() -> Iterator[None]:
     transformers.logging.set_verbosity_error()
     bars_were_on = datasets.is_progress_bar_enabled()
     datasets.disable_progress_bars()
+    transformers_bars_were_on = transformers.utils.logging.is_progress_bar_enabled()
+    transformers.utils.logging.disable_progress_bar()
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FutureWarning)
@@ -378,6 +398,8 @@ def quiet_training_libraries() -> Iterator[None]:
         transformers.logging.set_verbosity(verbosity)
         if bars_were_on:
             datasets.enable_progress_bars()
+        if transformers_bars_were_on:
+            transformers.utils.logging.enable_progress_bar()
 
 
 def _train(
@@ -404,6 +426,7 @@ def _train(
     gc.collect()  # whatever an earlier phase (dequantizing) left behind, before the peak is counted
     return_freed_memory()
     reset_peak_memory()
+    baseline = current_memory_bytes()
     stage(f"Loading the base weights from {base.hf_dir}")
     model, qlora = load_model_for_training(base.hf_dir, settings)
     lora = LoraConfig(
@@ -448,6 +471,7 @@ def _train(
         state,
         qlora,
         counts={"train": len(train_rows), "validation": len(eval_rows)},
+        baseline=baseline,
     )
 
 
@@ -514,6 +538,7 @@ def _summarise(
     state: Any,
     qlora: bool,
     counts: dict[str, int],
+    baseline: int = 0,
 ) -> TrainResult:
     train_losses = tuple(float(h["loss"]) for h in history if "loss" in h)
     eval_losses = tuple(float(h["eval_loss"]) for h in history if "eval_loss" in h)
@@ -533,6 +558,7 @@ def _summarise(
         device="cuda" if _cuda() else "cpu",
         qlora=qlora,
         history=history,
+        baseline_memory_bytes=baseline,
     )
     summary = {
         "base": {

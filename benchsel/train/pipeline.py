@@ -475,7 +475,7 @@ def evaluate(
     made with the same options, or a fresh one (replies stored before are reused)."""
     from benchsel import api
     from benchsel.evalset import load_evalset
-    from benchsel.report import compare_runs, write_comparison
+    from benchsel.report.compare import compare_runs, write_comparison
 
     stage = stage or (lambda text: None)
     evalset = outcome.evalset or load_evalset(plan.evalset or DEFAULT_EVALSET)
