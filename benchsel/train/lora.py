@@ -263,7 +263,7 @@ def _config_fields() -> set[str]:
     return {f.name for f in dataclasses.fields(SFTConfig)}
 
 
-def warmup_arguments(ratio: float) -> dict[str, float]:
+def warmup_arguments(ratio: float) -> dict[str, Any]:
     """The warm-up as a fraction of the steps. transformers 4.x reads ``warmup_steps`` as a step count
     (0.03 -> no warm-up at all) and the fraction from ``warmup_ratio``; transformers 5 dropped
     ``warmup_ratio`` and reads a float ``warmup_steps`` below 1 as the fraction."""
@@ -517,7 +517,7 @@ def _trainer_class() -> Any:
     """SFTTrainer with :func:`answer_only_loss` as its loss (training and evaluation alike)."""
     from trl import SFTTrainer
 
-    class AnswerOnlySFTTrainer(SFTTrainer):  # type: ignore[misc]
+    class AnswerOnlySFTTrainer(SFTTrainer):
         def compute_loss(
             self, model: Any, inputs: Any, return_outputs: bool = False, num_items_in_batch: Any = None
         ) -> Any:
