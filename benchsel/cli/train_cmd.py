@@ -43,7 +43,8 @@ def _console() -> Console:
 @click.option(
     "--from-selection",
     type=click.Path(dir_okay=False, path_type=Path),
-    help="selection.json from `benchsel select`: train its winner, compare with its run.",
+    help="selection.json from `benchsel select`: train its winner, compare with its run; options given "
+    "here win over it.",
 )
 @click.option("--data", type=click.Path(dir_okay=False, path_type=Path), help="Training data (JSONL).")
 @click.option("--format", "fmt", type=click.Choice(FORMAT_CHOICES), default="auto", show_default=True)
@@ -87,6 +88,7 @@ def train(ctx: click.Context, **options: Any) -> None:
     Examples:
       benchsel train --from-selection reports/RUN/selection.json --evaluate
       benchsel train --base smollm2:135m --max-steps 60 --evaluate --limit 20
+      benchsel train --base gemma3:4b --data my.jsonl --register extractor --evaluate
       benchsel train data generate --n 600 --out train.jsonl
       benchsel train data check train.jsonl --evalset extraction-v1
     """
