@@ -107,7 +107,7 @@ def test_readme_train_from_selection_with_default_paths(
                  "--num-predict", "8", "--threads", "2", "--db", db, "--no-report")  # fmt: skip
     assert ran.exit_code == 0, ran.output
     run_id = ran.output.split("run id: ")[1].split()[0]
-    selected = invoke("select", run_id, "--db", db)
+    selected = invoke("select", run_id, "--vram", "8GiB", "--reserve", "3GiB", "--db", db)
     assert selected.exit_code == 0, selected.output
     selection = Path("reports") / run_id / "selection.json"
     assert selection.is_file()
