@@ -178,7 +178,7 @@ def model_step(model: str, steps: int, batch: int, n: int) -> dict[str, Any]:
     }
 
 
-def model_section(rows: list[dict[str, Any]], steps: int, load: str) -> str:
+def model_section(rows: list[dict[str, Any]], steps: int, load: str, command: str) -> str:
     lines = [
         "<!-- bench_train_model -->",
         "## Training a real model on the CPU (`benchmarks/bench_train_step.py --model NAME`)",
@@ -190,7 +190,7 @@ def model_section(rows: list[dict[str, Any]], steps: int, load: str) -> str:
         "|---|---|---|---|---|---|---|",
     ]
     lines += [
-        f"| {r['model']} | {r['batch']} | {r['mean_tokens']:.0f} | {r['step_s']:.1f} "
+        f"| {Path(r['model']).name} | {r['batch']} | {r['mean_tokens']:.0f} | {r['step_s']:.1f} "
         f"| {r['tokens_per_s']:.0f} | {r['peak_rss_gib']:.2f} GiB | {r['baseline_rss_gib']:.2f} GiB |"
         for r in rows
     ]
@@ -199,6 +199,7 @@ def model_section(rows: list[dict[str, Any]], steps: int, load: str) -> str:
         f"Measured {date.today()} with Python {platform.python_version()} on {os.cpu_count()} CPUs "
         f"({platform.machine()}); `uptime` before: {load}. The machine is shared: step times vary with "
         "what else runs, the peak RSS does not.",
+        f"Command: `engine-lock python benchmarks/bench_train_step.py {command}`.",
         "<!-- /bench_train_model -->",
     ]
     return "\n".join(lines)
@@ -238,7 +239,7 @@ def main() -> None:
         load = subprocess.run(["uptime"], capture_output=True, text=True, check=False).stdout.strip()
         rows = run_models(args.model, args.steps, args.batch, args.n)
         if not args.no_write:
-            record(model_section(rows, args.steps, load))
+            record(model_section(rows, args.steps, load, " ".join(sys.argv[1:])))
         return
     figures = measure(args.steps, args.n, args.rounds)
     for key, value in figures.items():
