@@ -20,6 +20,7 @@ import json
 import re
 import socket
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterable, Iterator
@@ -60,6 +61,7 @@ class FakeModel:
     parameters: str = ""
     projector_info: dict[str, Any] | None = None  # a test double for a multimodal model's projector
     adapters: dict[str, str] = field(default_factory=dict)  # name -> digest, set by /api/create
+    license: str = ""
 
     @property
     def thinks(self) -> bool:
@@ -89,6 +91,7 @@ class _State:
     faults: list[Fault] = field(default_factory=list)
     requests: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     blobs: dict[str, int] = field(default_factory=dict)  # digest -> size of uploaded files
+    blob_files: dict[str, Path] = field(default_factory=dict)  # digest -> the uploaded bytes, on disk
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -148,6 +151,8 @@ class FakeOllama:
             self._server.shutdown()
             self._server.server_close()
             self._server = None
+        for path in self.state.blob_files.values():
+            path.unlink(missing_ok=True)
 
     def __enter__(self) -> FakeOllama:
         return self.start()
@@ -415,7 +420,7 @@ class _Handler(BaseHTTPRequestHandler):
         capabilities += ["vision"] if model.projector_info else []
         template = model.template or demo_chat_template(model.name) or info.get("tokenizer.chat_template", "")
         reply = {
-            "license": "",
+            "license": model.license,
             "modelfile": f"FROM {model.gguf_path}\n",
             "parameters": model.parameters,
             "template": template,
@@ -438,11 +443,19 @@ class _Handler(BaseHTTPRequestHandler):
         with self.state.lock:
             existed = digest in self.state.blobs
             self.state.blobs[digest] = len(data)
+            if not existed:  # kept so that a model created FROM the file (``files``) can be shown
+                with tempfile.NamedTemporaryFile(prefix="fake-ollama-", delete=False) as handle:
+                    handle.write(data)
+                self.state.blob_files[digest] = Path(handle.name)
         self._send(200 if existed else 201, b"", "text/plain")
 
     def _create(self, body: dict[str, Any]) -> None:
         """``POST /api/create`` from an existing tag plus adapters: a new tag that serves the base's GGUF
-        and engine (the double does not apply the adapter; it checks the adapter was uploaded)."""
+        and engine (the double does not apply the adapter; it checks the adapter was uploaded); or from an
+        uploaded GGUF (``files``): a new tag with no engine, for the metadata routes."""
+        if body.get("files") and not body.get("from"):
+            self._create_from_files(body)
+            return
         base = self.state.models.get(_full_name(str(body.get("from") or "")))
         if base is None:
             self._error(404, f"model '{body.get('from')}' not found")
@@ -460,6 +473,26 @@ class _Handler(BaseHTTPRequestHandler):
         created = replace(
             base, name=str(body.get("model")), template=body.get("template") or base.template,
             parameters="\n".join(lines) or base.parameters, adapters=dict(body.get("adapters") or {}),
+        )  # fmt: skip
+        with self.state.lock:
+            self.state.models[_full_name(created.name)] = created
+        self._send(200, {"status": "success"})
+
+    def _create_from_files(self, body: dict[str, Any]) -> None:
+        [digest] = list(body["files"].values())
+        path = self.state.blob_files.get(digest)
+        if path is None:
+            self._error(400, f"blob {digest} not found - upload it with POST /api/blobs first")
+            return
+        parameters = body.get("parameters") or {}
+        lines = [
+            f"{k} {json.dumps(v)}"
+            for k, vs in parameters.items()
+            for v in (vs if isinstance(vs, list) else [vs])
+        ]
+        created = FakeModel(
+            str(body.get("model")), path, engine=None, template=body.get("template"),
+            parameters="\n".join(lines), license=str(body.get("license") or ""),
         )  # fmt: skip
         with self.state.lock:
             self.state.models[_full_name(created.name)] = created

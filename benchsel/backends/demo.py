@@ -8,6 +8,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+from benchsel.chat_templates import GEMMA_TURN_TEMPLATE
 from benchsel.errors import MissingExtra, ModelNotFound
 
 __all__ = ["DEMO_MODELS", "DemoModel", "demo_chat_template", "demo_model_path", "is_demo_model"]
@@ -38,24 +39,7 @@ DEMO_MODELS: dict[str, DemoModel] = {
     ),
 }
 
-# Gemma's turn format. The base model's GGUF has no template; the system prompt joins the first user turn
-# as Gemma's own instruction-tuned template does.
-GEMMA_CHAT_TEMPLATE = (
-    "{{- bos_token -}}"
-    "{%- if messages[0]['role'] == 'system' -%}"
-    "{%- set first_user_prefix = messages[0]['content'] + '\\n\\n' -%}"
-    "{%- set loop_messages = messages[1:] -%}"
-    "{%- else -%}"
-    "{%- set first_user_prefix = '' -%}"
-    "{%- set loop_messages = messages -%}"
-    "{%- endif -%}"
-    "{%- for message in loop_messages -%}"
-    "{%- set role = 'model' if message['role'] == 'assistant' else message['role'] -%}"
-    "{{- '<start_of_turn>' + role + '\\n' + (first_user_prefix if loop.first else '')"
-    " + (message['content'] | trim) + '<end_of_turn>\\n' -}}"
-    "{%- endfor -%}"
-    "{%- if add_generation_prompt -%}{{- '<start_of_turn>model\\n' -}}{%- endif -%}"
-)
+GEMMA_CHAT_TEMPLATE = GEMMA_TURN_TEMPLATE  # one copy, shared with training (chat_templates.py)
 
 _lock = threading.Lock()
 _paths: dict[str, Path] = {}

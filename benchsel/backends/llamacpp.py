@@ -42,6 +42,18 @@ class _Served:
         self.server, self.client = server, client
 
 
+def adapter_name(lora: Path) -> str:
+    """A short name of a GGUF adapter: its file name, or its folder's for ``adapter.gguf``."""
+    lora = Path(lora)
+    return lora.resolve().parent.name if lora.stem == "adapter" else lora.stem
+
+
+def lora_model_name(model: str, lora: Path, name: str | None = None) -> str:
+    """``BASE+NAME``: how a base served with an adapter is named in runs (``name`` or the adapter's)."""
+    suffix = "+" + (name or adapter_name(lora))
+    return model if model.endswith(suffix) else model + suffix
+
+
 class LlamaCppBackend:
     """Serves each model with its own llama-server process, started on load() (or the first chat())."""
 
@@ -63,7 +75,7 @@ class LlamaCppBackend:
         self._lock = threading.Lock()
 
     def describe(self, model: str) -> ModelSnapshot:
-        path, _ = resolve_model(model, self.tried_ollama)
+        path, _ = resolve_model(self._base(model), self.tried_ollama)
         snapshot = snapshot_from_gguf(model, path, backend=self.name)
         if self.lora is None:
             return snapshot
@@ -123,6 +135,10 @@ class LlamaCppBackend:
         served = self._served.get(model)
         return served.server if served else None
 
+    def _base(self, model: str) -> str:
+        """The base of ``BASE+NAME`` (a model served with the adapter, see lora_model_name)."""
+        return model.rsplit("+", 1)[0] if self.lora is not None and "+" in model else model
+
     def _context(self, options: RequestOptions) -> int:
         # llama-server splits -c across its slots; each slot gets the request's num_ctx
         return self.ctx if self.ctx is not None else options.num_ctx * self.slots
@@ -135,7 +151,7 @@ class LlamaCppBackend:
             if served is not None:  # another context or a dead process: start afresh, as Ollama reloads
                 served.client.close()
                 served.server.stop()
-            path, template = resolve_model(model, self.tried_ollama)
+            path, template = resolve_model(self._base(model), self.tried_ollama)
             server = LlamaServer(
                 path,
                 ctx=self._context(options),

@@ -260,6 +260,16 @@ class OllamaBackend:
     def abort(self) -> None:
         self._channel.abort()
 
+    def create_from_gguf(self, name: str, gguf_path: Path, digest: str, **fields: Any) -> None:
+        """Upload a whole GGUF (a merged fine-tune) and ``POST /api/create`` ``name`` from it; ``fields``
+        are further create fields (``template``, ``parameters``, ``license``)."""
+        self.upload_blob(gguf_path, digest)
+        body = {"model": name, "files": {Path(gguf_path).name: digest}, "stream": False}
+        body.update({key: value for key, value in fields.items() if value})
+        reply = self._get_json("POST", "/api/create", model=name, body=body)
+        if reply.get("error"):
+            raise RequestRejected(f"Ollama could not create '{name}': {reply['error']}")
+
     def close(self) -> None:
         self._channel.close()
         for client in self._clients.values():
