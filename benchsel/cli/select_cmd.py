@@ -260,8 +260,8 @@ def candidates_table(
     from benchsel.hardware import format_bytes
 
     table = Table(title=f"Models on {backend}", title_justify="left", header_style="bold")
-    headers = ("Model", "Size", "Quant", "Params", "Context", "Capabilities", f"VRAM @ {num_ctx}")
-    headers += ("Licence", "Installed") if shelf is not None else ()
+    headers = ["Model", "Size", "Quant", "Params", "Context", "Capabilities", f"VRAM @ {num_ctx}"]
+    headers += ["Licence", "Installed"] if shelf is not None else []
     for header in headers:
         left = header in ("Model", "Quant", "Capabilities", "Licence", "Installed")
         table.add_column(header, justify="left" if left else "right")
