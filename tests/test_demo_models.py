@@ -272,3 +272,13 @@ def test_the_registry_figures_match_the_files() -> None:
         snapshot = snapshot_from_gguf(name, demo_model_path(name), backend="llamacpp")
         assert (snapshot.parameter_size, snapshot.quantization) == (model.parameters, model.quantization)
         assert snapshot.size_bytes == model.size_bytes
+
+
+def test_the_setup_step_prints_the_file_or_one_error_line(capsys: pytest.CaptureFixture[str]) -> None:
+    """`python -m benchsel.backends.demo NAME` is how `make setup` assembles the 0.5B before any run."""
+    assert demo._main(["qwen2.5-coder:0.5b"]) == 0
+    path = demo.models_dir() / QWEN_05B.filename
+    assert capsys.readouterr().out.startswith(f"qwen2.5-coder:0.5b: {path} (")
+    assert demo._main(["nope:1b"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("Error: 'nope:1b' is not a demo model - use one of ")
