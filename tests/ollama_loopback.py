@@ -32,10 +32,10 @@ from typing import Any, Literal
 
 import httpx
 
-from benchsel.backends.demo import demo_chat_template
+from benchsel.backends.demo import DEMO_MODELS, demo_chat_template, demo_model_path
 from benchsel.backends.ggufmeta import file_sha256, parameter_size, quantization_name, read_model_info
 
-__all__ = ["FakeModel", "FakeOllama", "Fault", "FaultKind"]
+__all__ = ["FakeModel", "FakeOllama", "Fault", "FaultKind", "demo_fake_model"]
 
 VERSION = "0.33.0"
 DEFAULT_KEEP_ALIVE_S = 300.0
@@ -66,6 +66,12 @@ class FakeModel:
     @property
     def thinks(self) -> bool:
         return self.thinking_text is not None
+
+
+def demo_fake_model(name: str, engine: Any) -> FakeModel:
+    """The Ollama tag of a demo model (smollm2:135m, gemma3:270m, qwen2.5-coder:0.5b, ...) served from
+    benchsel's own copy of the GGUF, as ``ollama pull`` of the same tag would give it."""
+    return FakeModel(name, demo_model_path(name), engine)
 
 
 @dataclass
@@ -419,8 +425,9 @@ class _Handler(BaseHTTPRequestHandler):
         capabilities = ["completion"] + (["thinking"] if model.thinks else [])
         capabilities += ["vision"] if model.projector_info else []
         template = model.template or demo_chat_template(model.name) or info.get("tokenizer.chat_template", "")
+        demo = DEMO_MODELS.get(model.name)
         reply = {
-            "license": model.license,
+            "license": model.license or (demo.licence if demo else ""),
             "modelfile": f"FROM {model.gguf_path}\n",
             "parameters": model.parameters,
             "template": template,
