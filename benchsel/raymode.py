@@ -16,8 +16,10 @@ from typing import Any, cast
 
 from benchsel import runner
 from benchsel.backends.base import Backend, Memory, ModelSnapshot
+from benchsel.contention import Contention
 from benchsel.errors import BenchselError, MissingExtra, UsageError
 from benchsel.multihost import BackendNames, HostFailed, HostView
+from benchsel.prefix_cache import ColdPrefill
 from benchsel.runner import EventCallback, RunAborted, RunFinished, RunSpec, RunStarted
 from benchsel.store import RunRecord, Store, StoredResult
 
@@ -161,6 +163,16 @@ class _Relay:
         memory: Memory | None = None,
     ) -> None:
         self.emit(("model", snapshot, load_s, memory))
+
+    def save_model_speed(
+        self,
+        run_id: str,
+        name: str,
+        *,
+        cold_prefill: ColdPrefill | None = None,
+        contention: Contention | None = None,
+    ) -> None:
+        self.emit(("speed", name, cold_prefill, contention))
 
 
 def _benchmark(job: _Job, emit: Emit) -> None:
@@ -354,6 +366,8 @@ class _RayRun:
             view.add_result(item[1])
         elif kind == "model":
             view.save_model(self.record.id, item[1], load_s=item[2], memory=item[3])
+        elif kind == "speed":
+            self.store.save_model_speed(self.record.id, item[1], cold_prefill=item[2], contention=item[3])
         elif kind == "event":
             self.emit(item[1])
         elif kind == "error":

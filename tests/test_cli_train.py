@@ -103,8 +103,9 @@ def test_readme_train_from_selection_with_default_paths(
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("BENCHSEL_CACHE", str(tmp_path / "cache"))
     db = str(tmp_path / "runs.db")
-    ran = invoke("run", "--models", "smollm2:135m", "--backend", "llamacpp", "--limit", "2",
-                 "--num-predict", "8", "--threads", "2", "--db", db, "--no-report")  # fmt: skip
+    # 3 cases at 128 tokens: enough for SmolLM2 to find gold entities, so the selection names a winner
+    ran = invoke("run", "--models", "smollm2:135m", "--backend", "llamacpp", "--limit", "3",
+                 "--num-predict", "128", "--threads", "2", "--db", db, "--no-report")  # fmt: skip
     assert ran.exit_code == 0, ran.output
     run_id = ran.output.split("run id: ")[1].split()[0]
     selected = invoke("select", run_id, "--vram", "8GiB", "--reserve", "3GiB", "--db", db)
@@ -128,8 +129,8 @@ def test_readme_train_from_selection_with_default_paths(
     assert f"From {selection}: base smollm2:135m, eval set extraction-v1" in text
     assert "options given on the command line win" in text
     # --limit 1 was given: it wins over the selection run's limit 2, and is said
-    assert "limit 1 (the selection's run: 2)" in text
-    assert "From the selection's run" in text and "num_predict 8" in text
+    assert "limit 1 (the selection's run: 3)" in text
+    assert "From the selection's run" in text and "num_predict 128" in text
     [out_dir] = list(Path("reports").glob("train-*"))
     name = f"smollm2:135m+{out_dir.name}"
     assert f"Trained {name}: 1 steps" in text
@@ -150,4 +151,3 @@ def test_readme_train_from_selection_with_default_paths(
     assert compared.exit_code == 0, compared.output
     assert "cases, B minus A):" in compared.output
     assert "Wrote " in compared.output and "compare.md" in compared.output
-

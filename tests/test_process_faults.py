@@ -150,7 +150,9 @@ def test_ctrl_c_to_the_process_group_ends_within_seconds(
     started = time.monotonic()
     os.killpg(process.pid, signal.SIGINT)
     _, err = process.communicate(timeout=30)
-    assert time.monotonic() - started < 10
+    # about 2 s on a quiet machine; the bound is loose for a loaded CI box (the hang it guards against
+    # lasted minutes)
+    assert time.monotonic() - started < 20
     assert process.returncode == 130 and "Traceback" not in err
     assert not alive(engine)
     assert replies(db) >= kept
