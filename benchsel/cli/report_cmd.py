@@ -112,8 +112,8 @@ def compare(
       benchsel compare BASE_RUN NEW_RUN --fail-if-regress content_entity_f1:0.02 --fail-if-regress valid_json
     """
     from benchsel.report import parse_formats
-    from benchsel.report.compare import RegressionError, compare_runs, parse_regress, write_comparison
-    from benchsel.report.compare_render import diff_rows, wins_text
+    from benchsel.report.compare import RegressionError, compare_runs, parse_regress
+    from benchsel.report.compare_render import diff_rows, wins_text, write_comparison
     from benchsel.store import Store
     from benchsel.summary import summarize_run
 

@@ -4,9 +4,8 @@ losses, and the regression check `benchsel compare --fail-if-regress` applies.""
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from benchsel.errors import BenchselError, UsageError
@@ -326,23 +325,3 @@ def compare_runs(summary_a: RunSummary, summary_b: RunSummary, *, seed: int = 0)
         only_a=tuple(m.name for m in summary_a.models if m.name not in paired_a),
         only_b=tuple(m.name for m in summary_b.models if m.name not in paired_b),
     )
-
-
-def write_comparison(
-    comparison: Comparison, out_dir: str | Path = "reports", formats: str | Iterable[str] = ("md",)
-) -> list[Path]:
-    """Write ``<out_dir>/compare-<A>-<B>/compare.md`` and/or ``compare.html``."""
-    from benchsel.report import COMPARE_FORMATS, parse_formats
-    from benchsel.report.compare_render import comparison_html, comparison_markdown
-
-    wanted = parse_formats(formats, COMPARE_FORMATS)
-    target = Path(out_dir) / f"compare-{comparison.run_a.id}-{comparison.run_b.id}"
-    target.mkdir(parents=True, exist_ok=True)
-    written = []
-    if "md" in wanted:
-        written.append(target / "compare.md")
-        written[-1].write_text(comparison_markdown(comparison), encoding="utf-8")
-    if "html" in wanted:
-        written.append(target / "compare.html")
-        written[-1].write_text(comparison_html(comparison), encoding="utf-8")
-    return written

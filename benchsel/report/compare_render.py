@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 
 from benchsel import __version__
 from benchsel.report.compare import Comparison, Metric, MetricDiff, ModelComparison
+from benchsel.report.formats import COMPARE_FORMATS, parse_formats
 from benchsel.report.markdown import md_table, md_text
 from benchsel.report.view import NA
 
@@ -116,3 +119,20 @@ def comparison_html(c: Comparison) -> str:
             version=__version__,
         )
     )
+
+
+def write_comparison(
+    comparison: Comparison, out_dir: str | Path = "reports", formats: str | Iterable[str] = ("md",)
+) -> list[Path]:
+    """Write ``<out_dir>/compare-<A>-<B>/compare.md`` and/or ``compare.html``."""
+    wanted = parse_formats(formats, COMPARE_FORMATS)
+    target = Path(out_dir) / f"compare-{comparison.run_a.id}-{comparison.run_b.id}"
+    target.mkdir(parents=True, exist_ok=True)
+    written = []
+    if "md" in wanted:
+        written.append(target / "compare.md")
+        written[-1].write_text(comparison_markdown(comparison), encoding="utf-8")
+    if "html" in wanted:
+        written.append(target / "compare.html")
+        written[-1].write_text(comparison_html(comparison), encoding="utf-8")
+    return written
