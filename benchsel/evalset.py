@@ -22,6 +22,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from benchsel.errors import EvalSetError
+from benchsel.normalize import normalize_name, normalize_relation
 
 Difficulty = Literal["simple", "medium", "complex", "adversarial"]
 DIFFICULTIES: tuple[str, ...] = ("simple", "medium", "complex", "adversarial")
@@ -82,8 +83,6 @@ class Manifest(_Strict):
     @field_validator("symmetric_relations")
     @classmethod
     def _upper_snake(cls, value: list[str]) -> list[str]:
-        from benchsel.scoring.match import normalize_relation
-
         return [normalize_relation(v) for v in value]
 
 
@@ -409,8 +408,6 @@ def parse_cases(raw: bytes, path: Path | str = "cases.jsonl") -> list[Case]:
 
 def check_case(case: Case) -> str | None:
     """The gold must be grounded: names in the text, relationship ends among the gold entities."""
-    from benchsel.scoring.match import normalize_name
-
     haystack = case.text.casefold()
     names = set()
     for entity in case.gold.entities:

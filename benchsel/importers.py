@@ -17,7 +17,7 @@ from typing import Any
 from benchsel.errors import UsageError
 from benchsel.evalset import Case, Entity, Gold, Relationship, check_case, load_evalset
 from benchsel.labels import LabelInventory, label_inventory, render_prompt, render_schema
-from benchsel.scoring.match import normalize_name, normalize_relation
+from benchsel.normalize import normalize_name, normalize_relation
 
 _NO_SPACE_BEFORE = {
     ".",

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from benchsel.scoring.match import normalize_relation
+from benchsel.normalize import normalize_relation
 
 if TYPE_CHECKING:
     from benchsel.evalset import Case, EvalSet

@@ -2,36 +2,11 @@
 
 from __future__ import annotations
 
-import re
-import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import Any
 
-_SPACE = re.compile(r"\s+")
-_ARTICLE = re.compile(r"^(?:the|a|an)\s+", re.IGNORECASE)
-_EDGE_PUNCT = "\"'`“”‘’«».,;:!?()[]{}<>*_"
-_NON_WORD = re.compile(r"[\W_]+")
-_CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
-
-
-@lru_cache(maxsize=65536)
-def normalize_name(name: str) -> str:
-    """Casefold, collapse whitespace, strip surrounding quotes/punctuation and a leading article."""
-    text = unicodedata.normalize("NFKC", name)
-    text = _SPACE.sub(" ", text).strip().strip(_EDGE_PUNCT).strip()
-    text = _ARTICLE.sub("", text).strip(_EDGE_PUNCT).strip()
-    return text.casefold()
-
-
-@lru_cache(maxsize=16384)
-def normalize_relation(label: str) -> str:
-    """``deployed on``, ``deployedOn``, ``deployed-on`` -> ``DEPLOYED_ON``."""
-    text = unicodedata.normalize("NFKC", label).strip()
-    text = _CAMEL.sub("_", text)
-    return _NON_WORD.sub("_", text).strip("_").upper()
-
+from benchsel.normalize import normalize_name, normalize_relation
 
 EntityKey = tuple[str, str | None]
 RelationKey = tuple[str, str, str]
