@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import gc
 import hashlib
-import json
 import os
 import re
 import tomllib
@@ -21,7 +20,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from benchsel import jsonio
 from benchsel.errors import EvalSetError
+from benchsel.jsonio import BOM
 from benchsel.normalize import normalize_name, normalize_relation
 
 Difficulty = Literal["simple", "medium", "complex", "adversarial"]
@@ -172,8 +173,6 @@ def resolve_evalset(name_or_path: str | Path) -> Path:
 
 # ---- loading ------------------------------------------------------------------------------------
 
-BOM = b"\xef\xbb\xbf"
-"""A UTF-8 byte-order mark (Windows editors write one): ignored at the start of every eval-set file."""
 MAX_PROBLEMS = 50
 """`evalset validate` lists at most this many problems."""
 
@@ -272,10 +271,7 @@ def _manifest(root: Path) -> tuple[Manifest, bytes]:
 
 def _text(raw: bytes, path: Path) -> str:
     """UTF-8 text of an eval-set file, a leading byte-order mark dropped."""
-    try:
-        return raw.removeprefix(BOM).decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise EvalSetError(f"{path}: not UTF-8 (byte {exc.start}) - save it as UTF-8") from None
+    return jsonio.decode(raw.removeprefix(BOM), str(path), EvalSetError)
 
 
 def _read_bytes(path: Path) -> bytes:
@@ -317,12 +313,7 @@ def _load_schema(raw: bytes, path: Path) -> dict[str, Any]:
     from jsonschema import Draft202012Validator
     from jsonschema.exceptions import SchemaError
 
-    try:
-        schema = json.loads(_text(raw, path))
-    except RecursionError:
-        raise EvalSetError(f"{path}: nested too deeply to be a JSON Schema") from None
-    except json.JSONDecodeError as exc:
-        raise EvalSetError(f"{path}: not valid JSON: {exc}") from None
+    schema = jsonio.loads(_text(raw, path), str(path), EvalSetError, whole_file=True)
     if not isinstance(schema, dict):
         raise EvalSetError(f"{path}: a JSON Schema must be an object")
     try:
@@ -347,20 +338,10 @@ class _CaseReader:
     def read(self, lineno: int, raw: bytes | str) -> Case | None:
         where = f"{self.path}:{lineno}"
         if isinstance(raw, bytes):
-            if lineno == 1:
-                raw = raw.removeprefix(BOM)
-            try:
-                raw = raw.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                raise EvalSetError(f"{where}: not UTF-8 (byte {exc.start} of the line)") from None
+            raw = jsonio.decode(raw.removeprefix(BOM) if lineno == 1 else raw, where, EvalSetError)
         if not raw.strip():
             return None
-        try:
-            data = json.loads(raw)
-        except RecursionError:
-            raise EvalSetError(f"{where}: not valid JSON: nested too deeply") from None
-        except json.JSONDecodeError as exc:
-            raise EvalSetError(f"{where}: not valid JSON: {exc.msg}") from None
+        data = jsonio.loads(raw, where, EvalSetError)
         try:
             case = Case.model_validate(data)
         except ValidationError as exc:
