@@ -22,8 +22,8 @@ from benchsel import hardware
 from benchsel.backends.base import Backend, ModelSnapshot
 from benchsel.errors import BenchselError, UsageError
 from benchsel.evalset import EvalSet
-from benchsel.scoring.match import Counts
-from benchsel.scoring.metrics import Estimate, f1_of, paired_bootstrap, recall_of
+from benchsel.scoring.metrics import Estimate, paired_bootstrap
+from benchsel.scoring.registry import get_metric
 from benchsel.summary import ModelSummary, RunSummary
 
 __all__ = [
@@ -183,6 +183,10 @@ SCORE_METRICS: dict[RankingName, tuple[str, ...]] = {
     ),
     "deploy_now": ("as_is_entity_f1", "as_is_relationship_f1", "as_is_valid_json"),
 }
+WEIGHT_KEYS = tuple(dict.fromkeys(key for keys in SCORE_METRICS.values() for key in keys))
+# A weight is named after the registered metric it weighs, except where one metric has a weight in each
+# score.
+WEIGHT_METRIC = {"as_is_valid_json": "valid_json"}
 # The metric a close call is judged on: the heaviest-weighted default of each score.
 MAIN_METRIC: dict[RankingName, str] = {
     "trainable_potential": "content_entity_recall",
@@ -383,19 +387,12 @@ def _behaviour_flags(model: ModelSummary) -> list[str]:
 
 
 def metric_values(model: ModelSummary) -> dict[str, float]:
-    """Every metric either score uses, by weight name."""
-    s = model.score
-    return {
-        "content_entity_recall": s.content.entities.recall.value,
-        "content_relationship_f1": s.content.relationships.f1.value,
-        "content_entity_f1": s.content.entities.f1.value,
-        "valid_json": s.valid_json.value,
-        "schema_valid": s.schema_valid.value,
-        "no_thinking_leak": 1.0 - model.speed.thinking_share,
-        "as_is_entity_f1": s.as_is.entities.f1.value,
-        "as_is_relationship_f1": s.as_is.relationships.f1.value,
-        "as_is_valid_json": s.valid_json.value,
-    }
+    """Every metric either score uses, by weight name (read through the metric registry)."""
+    values = {}
+    for key in WEIGHT_KEYS:
+        value = get_metric(WEIGHT_METRIC.get(key, key)).read(model)
+        values[key] = float(value) if value is not None else 0.0
+    return values
 
 
 def weighted_score(values: Mapping[str, float], weights: Mapping[str, float]) -> float:
@@ -645,20 +642,6 @@ def _tie_text(
     return f"tied on score with {', '.join(tied)}: decode speed breaks the tie"
 
 
-def _per_case(model: ModelSummary, view: str, kind: str) -> dict[str, Counts]:
-    out: dict[str, Counts] = {}
-    for reply in model.score.per_reply:
-        counts = getattr(getattr(reply, view), kind).counts
-        out[reply.case_id] = out.get(reply.case_id, Counts()) + counts
-    return out
-
-
-_METRIC_SOURCE: dict[str, tuple[str, str, str]] = {
-    "content_entity_recall": ("content", "entities", "recall"),
-    "as_is_entity_f1": ("as_is", "entities", "f1"),
-}
-
-
 def close_call(
     name: RankingName, entries: Sequence[Entry], by_name: Mapping[str, ModelSummary], seed: int = 0
 ) -> CloseCall | None:
@@ -668,22 +651,19 @@ def close_call(
     eligible = [e for e in entries if e.can_win][:2]
     if len(eligible) < 2:
         return None
-    metric = MAIN_METRIC[name]
-    view, kind, stat = _METRIC_SOURCE[metric]
+    metric = get_metric(MAIN_METRIC[name])
+    assert metric.statistic is not None  # the main metrics are counted per case
     first, second = by_name[eligible[0].model], by_name[eligible[1].model]
-    cases_a, cases_b = _per_case(first, view, kind), _per_case(second, view, kind)
+    cases_a, cases_b = metric.per_case(first.score.per_reply), metric.per_case(second.score.per_reply)
     shared = sorted(set(cases_a) & set(cases_b))
     if not shared:
         return None
     diff = paired_bootstrap(
-        [cases_b[c] for c in shared],
-        [cases_a[c] for c in shared],
-        recall_of if stat == "recall" else f1_of,
-        seed=seed,
+        [cases_b[c] for c in shared], [cases_a[c] for c in shared], metric.statistic, seed=seed
     ).difference
     if not diff.low <= 0 <= diff.high:
         return None
-    return CloseCall(metric, first.display_name, second.display_name, diff, len(shared))
+    return CloseCall(metric.name, first.display_name, second.display_name, diff, len(shared))
 
 
 @dataclass(frozen=True)

@@ -16,16 +16,6 @@ TOP_CHANGES = 10
 DIFF_HEADERS = ("Metric", "Run A", "Run B", "Difference (B - A) [95% CI]", "P(B not better)")
 
 
-def fmt_value(metric: Metric, value: float | None) -> str:
-    if value is None:
-        return NA
-    if metric.kind == "rate":
-        return f"{value * 100:.1f}%"
-    if metric.kind == "tps":
-        return f"{value:.1f}"
-    return f"{value:.3f}"
-
-
 def fmt_diff(metric: Metric, d: MetricDiff) -> str:
     e = d.difference
     if e is None:
@@ -40,8 +30,8 @@ def diff_rows(pair: ModelComparison) -> list[tuple[str, ...]]:
     return [
         (
             d.metric.title,
-            fmt_value(d.metric, d.a),
-            fmt_value(d.metric, d.b),
+            d.metric.format(d.a, NA),
+            d.metric.format(d.b, NA),
             fmt_diff(d.metric, d),
             NA if d.p_not_better is None else f"{d.p_not_better:.3f}",
         )
