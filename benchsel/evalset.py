@@ -20,7 +20,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from benchsel import jsonio
+from benchsel import defaults, jsonio
 from benchsel.errors import EvalSetError
 from benchsel.jsonio import BOM
 from benchsel.normalize import normalize_name, normalize_relation
@@ -64,8 +64,8 @@ class Case(_Strict):
 class Defaults(_Strict):
     """Request options every model gets for this eval set (overridable on the command line)."""
 
-    num_predict: int = Field(1024, gt=0)
-    num_ctx: int = Field(4096, gt=0)
+    num_predict: int = Field(defaults.NUM_PREDICT, gt=0)
+    num_ctx: int = Field(defaults.NUM_CTX, gt=0)
     temperature: float = Field(0.0, ge=0)
     seed: int = 42
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from benchsel import jsonio
+from benchsel import defaults, jsonio
 from benchsel.errors import UsageError
 from benchsel.evalset import Case, Entity, Gold, Relationship, check_case, load_evalset
 from benchsel.labels import LabelInventory, label_inventory, render_prompt, render_schema
@@ -269,7 +269,8 @@ def write_evalset(cases: list[Case], out_dir: Path, name: str, description: str)
         f'name = "{safe_name}"\nversion = "1"\ntask = "extraction"\n'
         f"description = {json.dumps(description)}\n"
         'prompt = "prompt.md"\nschema = "schema.json"\ncases = "cases.jsonl"\n'
-        "symmetric_relations = []\n\n[defaults]\nnum_predict = 1024\nnum_ctx = 4096\n",
+        "symmetric_relations = []\n\n[defaults]\n"
+        f"num_predict = {defaults.NUM_PREDICT}\nnum_ctx = {defaults.NUM_CTX}\n",
         encoding="utf-8",
     )
     with (out_dir / "cases.jsonl").open("w", encoding="utf-8") as fh:

@@ -18,8 +18,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from benchsel import hardware
+from benchsel import defaults, hardware
 from benchsel.backends.base import Backend, ModelSnapshot
+from benchsel.defaults import MOSTLY_THINKING
 from benchsel.errors import BenchselError, UsageError
 from benchsel.evalset import EvalSet
 from benchsel.scoring.metrics import Estimate, paired_bootstrap
@@ -49,7 +50,6 @@ __all__ = [
 
 SELECTION_VERSION = 2
 TIE_DECIMALS = 4  # scores equal to this many decimals are a tie, and only then does speed decide
-MOSTLY_THINKING = 0.5  # a thinking share at or above this is flagged in both rankings
 RankingName = Literal["trainable_potential", "deploy_now"]
 
 
@@ -80,7 +80,7 @@ class Constraints(BaseModel):
     """The GPU's memory; None ranks without a VRAM check (every entry says so)."""
     reserve_bytes: int = Field(default=0, ge=0)
     """Memory kept for models that stay loaded beside this one."""
-    num_ctx: int = Field(default=4096, gt=0)
+    num_ctx: int = Field(default=defaults.NUM_CTX, gt=0)
     parallel: int = Field(default=1, gt=0)
     kv_cache: hardware.KvCacheType = "f16"
     margin_bytes: int = Field(default=hardware.DEFAULT_GPU_MARGIN_BYTES, ge=0)

@@ -16,8 +16,8 @@ PACKAGE = Path(__file__).resolve().parent.parent / "benchsel"
 # below it) and from any component of a lower layer; components of one layer are independent of each
 # other. The root package "benchsel" only holds __version__ and lazy string lookups.
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("benchsel", "benchsel.errors"),
-    ("benchsel.defaults", "benchsel.jsonio", "benchsel.normalize", "benchsel.bounds", "benchsel.runconfig"),
+    ("benchsel", "benchsel.errors", "benchsel.defaults"),
+    ("benchsel.jsonio", "benchsel.normalize", "benchsel.bounds", "benchsel.runconfig"),
     ("benchsel.hardware", "benchsel.evalset", "benchsel.store"),
     ("benchsel.labels",),
     ("benchsel.importers",),

@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from benchsel.defaults import MOSTLY_THINKING
+
 if TYPE_CHECKING:
     from rich.console import Console
     from rich.table import Table
@@ -201,7 +203,7 @@ def notes(summary: RunSummary) -> list[str]:
             )
         if m.speed.truncated:
             lines.append(f"{m.display_name}: {m.speed.truncated} replies hit the token limit (num_predict)")
-        if m.speed.thinking_share >= 0.5:
+        if m.speed.thinking_share >= MOSTLY_THINKING:
             lines.append(
                 f"{m.display_name}: {m.speed.thinking_share:.0%} of its output came before any JSON "
                 "(thinking)"

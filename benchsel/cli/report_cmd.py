@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 
+from benchsel import defaults
 from benchsel.cli.render import db_option
 from benchsel.cli.select_cmd import (
     CONSTRAINT_FIELDS,
@@ -19,7 +20,7 @@ from benchsel.cli.select_cmd import (
 _out_option = click.option(
     "--out",
     type=click.Path(path_type=Path),
-    default=Path("reports"),
+    default=defaults.OUT_DIR,
     show_default=True,
     help="Report directory.",
 )

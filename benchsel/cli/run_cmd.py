@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from benchsel import defaults
 from benchsel.cli import render
 from benchsel.cli.options import HiddenAliasOption, config_option
 
@@ -158,7 +159,7 @@ class ProgressPrinter:
 @click.option(
     "--out",
     type=click.Path(file_okay=False, path_type=Path),
-    default=Path("reports"),
+    default=defaults.OUT_DIR,
     show_default=True,
     help="Report directory.",
 )

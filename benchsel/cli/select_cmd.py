@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from benchsel import defaults
 from benchsel.cli.render import backend_options, db_option
 from benchsel.errors import UsageError
 
@@ -88,7 +89,7 @@ def constraint_options(vram_help: str) -> Callable[[Any], Any]:
             "--ctx-size",
             "num_ctx",
             type=int,
-            default=4096,
+            default=defaults.NUM_CTX,
             show_default=True,
             help="Planned context per request (-c/--ctx-size as in llama.cpp).",
         ),
@@ -157,7 +158,7 @@ def given_on_command_line(ctx: click.Context, names: Iterable[str]) -> list[str]
 @click.option(
     "--out",
     type=click.Path(path_type=Path),
-    default=Path("reports"),
+    default=defaults.OUT_DIR,
     show_default=True,
     help="Report directory.",
 )
@@ -309,7 +310,7 @@ def model_names(backend: Any, kind: str) -> list[str]:
     "--ctx-size",
     "num_ctx",
     type=int,
-    default=4096,
+    default=defaults.NUM_CTX,
     show_default=True,
     help="Context to estimate VRAM at (-c/--ctx-size as in llama.cpp).",
 )

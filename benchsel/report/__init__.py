@@ -6,6 +6,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from benchsel.defaults import OUT_DIR
 from benchsel.report.compare import Comparison, compare_runs
 from benchsel.report.compare_render import write_comparison
 from benchsel.report.formats import COMPARE_FORMATS, FORMATS, parse_formats
@@ -28,7 +29,7 @@ __all__ = [
 def write_report(
     summary: RunSummary,
     selection: Selection | None,
-    out_dir: str | Path = "reports",
+    out_dir: str | Path = OUT_DIR,
     formats: str | Iterable[str] = ("md", "html"),
 ) -> list[Path]:
     """Write ``<out_dir>/<run id>/report.md``, ``report.html``, ``metrics.json`` and/or ``models.csv``

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from benchsel import __version__
+from benchsel.defaults import OUT_DIR
 from benchsel.report.compare import Comparison, Metric, MetricDiff, ModelComparison
 from benchsel.report.formats import COMPARE_FORMATS, parse_formats
 from benchsel.report.markdown import md_table, md_text
@@ -112,7 +113,7 @@ def comparison_html(c: Comparison) -> str:
 
 
 def write_comparison(
-    comparison: Comparison, out_dir: str | Path = "reports", formats: str | Iterable[str] = ("md",)
+    comparison: Comparison, out_dir: str | Path = OUT_DIR, formats: str | Iterable[str] = ("md",)
 ) -> list[Path]:
     """Write ``<out_dir>/compare-<A>-<B>/compare.md`` and/or ``compare.html``."""
     wanted = parse_formats(formats, COMPARE_FORMATS)
