@@ -23,6 +23,7 @@ from benchsel.backends.base import Backend, ModelSnapshot
 from benchsel.defaults import MOSTLY_THINKING
 from benchsel.errors import BenchselError, UsageError
 from benchsel.evalset import EvalSet
+from benchsel.hardware import format_bytes
 from benchsel.scoring.metrics import Estimate, paired_bootstrap
 from benchsel.scoring.registry import get_metric
 from benchsel.summary import ModelSummary, RunSummary
@@ -317,10 +318,6 @@ def _training_fit(snapshot: ModelSnapshot, c: Constraints) -> tuple[TrainingFit 
     return TrainingFit(c.method, estimate.total_bytes, result.fits, result.headroom_bytes), None
 
 
-def _gib(n: int) -> str:
-    return hardware.format_bytes(n)
-
-
 def check(model: ModelSummary, c: Constraints, run_num_ctx: int | None = None) -> Checks:
     """Apply the constraints to one model."""
     figure, flags = vram_of(model, c, run_num_ctx)
@@ -330,17 +327,19 @@ def check(model: ModelSummary, c: Constraints, run_num_ctx: int | None = None) -
     if figure is None:
         fit_text = "VRAM unknown"
     elif c.vram_bytes is None:
-        fit_text = f"needs {_gib(figure.bytes_needed)} ({figure.label}), VRAM not checked"
+        fit_text = f"needs {format_bytes(figure.bytes_needed)} ({figure.label}), VRAM not checked"
     else:
         fit = hardware.fits(figure, c.vram_bytes, c.reserve_bytes)
         headroom = fit.headroom_bytes
         if fit.fits:
-            fit_text = f"fits {budget} with {_gib(headroom)} to spare at num_ctx {c.num_ctx}, {figure.label}"
+            fit_text = (
+                f"fits {budget} with {format_bytes(headroom)} to spare at num_ctx {c.num_ctx}, {figure.label}"
+            )
         else:
-            fit_text = f"needs {_gib(figure.bytes_needed)} ({figure.label}) at num_ctx {c.num_ctx}"
+            fit_text = f"needs {format_bytes(figure.bytes_needed)} ({figure.label}) at num_ctx {c.num_ctx}"
             exclusions.append(
-                f"needs {_gib(figure.bytes_needed)} ({figure.label}) but {budget} leaves "
-                f"{_gib(fit.available_bytes)}"
+                f"needs {format_bytes(figure.bytes_needed)} ({figure.label}) but {budget} leaves "
+                f"{format_bytes(fit.available_bytes)}"
             )
     tps = model.speed.decode_tokens_per_s
     if c.min_tps is not None:
@@ -354,8 +353,8 @@ def check(model: ModelSummary, c: Constraints, run_num_ctx: int | None = None) -
         flags.append(problem)
     if training is not None and not training.fits and c.train_vram_bytes is not None:
         training_exclusions.append(
-            f"{training.method} training needs {_gib(training.needed_bytes)}, "
-            f"more than --train-vram {_gib(c.train_vram_bytes)}"
+            f"{training.method} training needs {format_bytes(training.needed_bytes)}, "
+            f"more than --train-vram {format_bytes(c.train_vram_bytes)}"
         )
     flags.extend(_behaviour_flags(model))
     return Checks(
@@ -367,8 +366,8 @@ def _budget_text(c: Constraints) -> str:
     if c.vram_bytes is None:
         return "no VRAM budget"
     if c.reserve_bytes:
-        return f"{_gib(c.vram_bytes)} - {_gib(c.reserve_bytes)} reserve"
-    return _gib(c.vram_bytes)
+        return f"{format_bytes(c.vram_bytes)} - {format_bytes(c.reserve_bytes)} reserve"
+    return format_bytes(c.vram_bytes)
 
 
 def _behaviour_flags(model: ModelSummary) -> list[str]:
@@ -598,7 +597,7 @@ def _rank(
         if tie:
             reason += f"; {tie}"
         if name == "trainable_potential" and c.training is not None and c.training.fits:
-            reason += f"; {c.training.method} training fits ({_gib(c.training.needed_bytes)})"
+            reason += f"; {c.training.method} training fits ({format_bytes(c.training.needed_bytes)})"
         found = found_gold(name, model)
         if not excluded and not found:
             reason += "; found no gold entity or relationship, so it cannot win"

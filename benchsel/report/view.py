@@ -109,7 +109,7 @@ def failed_row(m: ModelSummary, columns: int) -> tuple[Cell, ...]:
     return (Cell(m.display_name, m.name), Cell(why, None), *(Cell(NA) for _ in range(columns - 2)))
 
 
-def results_table(models: Sequence[ModelSummary]) -> Table:
+def report_results_table(models: Sequence[ModelSummary]) -> Table:
     rows = []
     for m in models:
         if m.failed:
