@@ -161,6 +161,7 @@ def test_runs_on_an_empty_store(tmp_path: Path, capsys: pytest.CaptureFixture[st
     assert code == 0 and "no runs yet" in stdout
 
 
+@pytest.mark.integration  # reads the demo GGUFs
 def test_pull_of_a_model_ollama_does_not_know_is_one_clear_error(
     smollm2_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

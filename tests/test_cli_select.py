@@ -128,6 +128,7 @@ def test_unknown_run_exits_2(db: Path):
     assert "no run 'nope'" in result.output
 
 
+@pytest.mark.integration  # reads the demo GGUFs
 def test_models_lists_the_demo_models_with_estimated_vram():
     result = invoke("models", "--backend", "llamacpp", "--num-ctx", "2048")
     assert result.exit_code == 0, result.output
@@ -145,6 +146,7 @@ def test_models_lists_the_demo_models_with_estimated_vram():
     assert hardware.format_bytes(estimate.total_bytes) in row
 
 
+@pytest.mark.integration  # reads the demo GGUFs
 def test_models_on_ollama_flags_thinking_models():
     # the loopback speaks Ollama's /api/tags and /api/show from the real GGUF; no generation is needed
     from ollama_loopback import FakeModel, FakeOllama
