@@ -8,10 +8,11 @@ from pathlib import Path
 
 from benchsel import __version__
 from benchsel.defaults import OUT_DIR
-from benchsel.report.compare import Comparison, Metric, MetricDiff, ModelComparison
+from benchsel.report.compare import Comparison, MetricDiff, ModelComparison
 from benchsel.report.formats import COMPARE_FORMATS, parse_formats
 from benchsel.report.markdown import md_table, md_text
 from benchsel.report.view import NA
+from benchsel.scoring.registry import Metric
 
 TOP_CHANGES = 10
 DIFF_HEADERS = ("Metric", "Run A", "Run B", "Difference (B - A) [95% CI]", "P(B not better)")
