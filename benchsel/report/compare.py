@@ -10,12 +10,10 @@ from typing import TYPE_CHECKING
 from benchsel.errors import BenchselError, UsageError
 from benchsel.scoring.match import Counts
 from benchsel.scoring.metrics import (
-    DEFAULT_CONFIDENCE,
-    DEFAULT_RESAMPLES,
     Estimate,
-    PairedDifference,
     f1,
     paired_bootstrap,
+    paired_ratio_bootstrap,
 )
 from benchsel.scoring.registry import Metric, get_metric
 from benchsel.scoring.speed import MIN_DURATION_NS
@@ -164,32 +162,6 @@ def _timings(model: ModelSummary) -> dict[str, tuple[int, int]]:
         tokens, ns = out.get(result.case_id, (0, 0))
         out[result.case_id] = (tokens + reply.eval_count, ns + reply.eval_duration_ns)
     return out
-
-
-def paired_ratio_bootstrap(
-    a: Sequence[tuple[int, int]],
-    b: Sequence[tuple[int, int]],
-    *,
-    resamples: int = DEFAULT_RESAMPLES,
-    seed: int = 0,
-    confidence: float = DEFAULT_CONFIDENCE,
-) -> PairedDifference:
-    """B minus A of an aggregate rate (sum of tokens / sum of seconds), resampling cases for both."""
-    import numpy as np
-
-    ta, tb = np.array(a, dtype=np.float64).reshape(-1, 2), np.array(b, dtype=np.float64).reshape(-1, 2)
-
-    def rate(sums: np.ndarray) -> np.ndarray:
-        return np.asarray(sums[..., 0] / np.maximum(sums[..., 1], 1.0) * 1e9)
-
-    point = float(rate(tb.sum(axis=0)) - rate(ta.sum(axis=0)))
-    if len(ta) < 2:
-        return PairedDifference(Estimate(point, point, point), 0.0 if point > 0 else 1.0, len(ta))
-    draws = np.random.default_rng(seed).integers(0, len(ta), size=(resamples, len(ta)))
-    diffs = rate(tb[draws].sum(axis=1)) - rate(ta[draws].sum(axis=1))
-    tail = (1 - confidence) / 2 * 100
-    low, high = np.percentile(diffs, [tail, 100 - tail])
-    return PairedDifference(Estimate(point, float(low), float(high)), float((diffs <= 0).mean()), len(ta))
 
 
 # ---- comparing ----------------------------------------------------------------------------------
