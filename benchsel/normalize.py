@@ -7,7 +7,7 @@ import re
 import unicodedata
 from functools import lru_cache
 
-__all__ = ["normalize_name", "normalize_relation"]
+__all__ = ["normalize_name", "normalize_relation", "normalize_text"]
 
 _SPACE = re.compile(r"\s+")
 _ARTICLE = re.compile(r"^(?:the|a|an)\s+", re.IGNORECASE)
@@ -31,3 +31,11 @@ def normalize_relation(label: str) -> str:
     text = unicodedata.normalize("NFKC", label).strip()
     text = _CAMEL.sub("_", text)
     return _NON_WORD.sub("_", text).strip("_").upper()
+
+
+_TEXT_WORD = re.compile(r"\w+")
+
+
+def normalize_text(text: str) -> str:
+    """A whole text as its casefolded words, for comparing texts (duplicates, leakage)."""
+    return " ".join(_TEXT_WORD.findall(unicodedata.normalize("NFKC", text).casefold()))

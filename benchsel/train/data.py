@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import json
 import random
-import re
-import unicodedata
 import zlib
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -19,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from benchsel.errors import UsageError
+from benchsel.normalize import normalize_text
 
 if TYPE_CHECKING:
     from benchsel.evalset import Case, EvalSet, Prompt
@@ -385,13 +384,6 @@ def _drop_invalid(
             continue
         kept.append(example)
     return kept
-
-
-_WORD = re.compile(r"\w+")
-
-
-def normalize_text(text: str) -> str:
-    return " ".join(_WORD.findall(unicodedata.normalize("NFKC", text).casefold()))
 
 
 def shingles(text: str, k: int = SHINGLE_WORDS) -> frozenset[int]:
