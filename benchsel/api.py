@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -32,12 +33,15 @@ def run(
     *,
     evalset: str | Path | EvalSet = DEFAULT_EVALSET,
     backend: str = "auto",
-    host: str | None = None,
+    host: str | Sequence[str] | None = None,
+    hosts_file: str | Path | None = None,
+    ray: str | None = None,
+    ray_gpus: float = 0.0,
     base_url: str | None = None,
     format: FormatMode = "none",
     think: ThinkMode = "auto",
     repeats: int = 1,
-    concurrency: int = 1,
+    concurrency: int | str = 1,
     timeout_s: float = 300.0,
     retries: int = 3,
     num_ctx: int | None = None,
@@ -48,6 +52,7 @@ def run(
     fresh: bool = False,
     pull: bool = False,
     threads: int | None = None,
+    prompt_cache: bool = True,
     lora: str | Path | None = None,
     db: str | Path | None = None,
     on_event: EventCallback | None = None,
@@ -55,10 +60,18 @@ def run(
 ) -> RunSummary:
     """Benchmark ``models`` on an eval set and return the scored run (stored in the run store).
 
+    ``concurrency`` is a number or 'auto' (benchsel.slots); ``prompt_cache=False`` prefills every
+    case's whole prompt (benchsel.prefix_cache).
+
     Numeric options are checked first (benchsel.bounds): a value out of range is a UsageError naming
     the CLI option. A model none of whose replies could be scored is in ``summary.failed_models``
-    with no score; ``summary.nothing_scored`` says the whole run produced nothing to score."""
+    with no score; ``summary.nothing_scored`` says the whole run produced nothing to score.
+
+    Several ``host`` values (or a ``hosts_file``) spread the models over those servers; ``ray`` (an
+    address, 'auto' or 'local') runs each model as a task on a Ray cluster."""
     from benchsel.backends.select import make_backend
+    from benchsel.prefix_cache import effective_prompt_cache
+    from benchsel.slots import AUTO, auto_backend_concurrency, auto_engine_slots, parse_concurrency
 
     check_run_options(
         timeout_s=timeout_s,
@@ -67,12 +80,18 @@ def run(
         num_predict=num_predict,
         num_ctx=num_ctx,
         threads=threads,
-        concurrency=concurrency,
+        concurrency=None if isinstance(concurrency, str) else concurrency,
         repeats=repeats,
         retries=retries,
     )
     loaded = evalset if isinstance(evalset, EvalSet) else load_evalset(evalset)
     defaults = loaded.manifest.defaults
+    jobs = parse_concurrency(concurrency)
+    model_names = parse_models(models)
+    requests = len(loaded.cases[:limit] if limit else loaded.cases) * repeats
+    engine: dict[str, Any] = {}
+    if jobs == AUTO:
+        jobs, engine["concurrency"] = auto_engine_slots(requests)
     options = RequestOptions(
         temperature=defaults.temperature if temperature is None else temperature,
         seed=defaults.seed if seed is None else seed,
@@ -82,29 +101,89 @@ def run(
         think=think,
         timeout_s=timeout_s,
     )
-    spec = RunSpec(
-        models=parse_models(models),
-        evalset=loaded,
-        options=options,
-        repeats=repeats,
-        concurrency=concurrency,
-        retries=retries,
-        fresh=fresh,
-        limit=limit,
-    )
+    hosts = [host] if isinstance(host, str) else list(host or ())
+    named = any("=" in text.split("://")[0] for text in hosts)  # NAME=URL: a host of a multi-host run
+    if ray is not None or hosts_file is not None or len(hosts) > 1 or named:
+        if pull:
+            raise UsageError("--pull works with one host - run `ollama pull MODEL` on each host first")
+        spread = RunSpec(
+            models=model_names,
+            evalset=loaded,
+            options=replace(options, prompt_cache=prompt_cache),
+            repeats=repeats,
+            concurrency=int(jobs),
+            retries=retries,
+            fresh=fresh,
+            limit=limit,
+        )
+        with Store(db) as store:
+            record = _run_spread(
+                spread, store, hosts, hosts_file, ray, ray_gpus, backend, threads, lora, on_event
+            )
+            return summarize_run(store, record.id, evalset=loaded)
     chosen = make_backend(
         backend,
-        host=host,
+        host=hosts[0] if hosts else None,
         base_url=base_url,
         threads=threads,
-        slots=concurrency,
+        slots=int(jobs),
         lora=Path(lora) if lora is not None else None,
     )
     with Store(db) as store, contextlib.closing(chosen):
         if pull:
-            _pull_missing(chosen, spec.models, on_pull)
-        record = run_spec(spec, chosen, store, on_event=on_event, host=_host_of(chosen), hardware=_hardware())
+            _pull_missing(chosen, model_names, on_pull)
+        if "concurrency" in engine and chosen.name != "llamacpp":
+            jobs, engine["concurrency"] = auto_backend_concurrency(chosen, model_names[0], requests)
+        if chosen.name == "llamacpp":
+            engine["threads"] = getattr(chosen, "engine_threads", None)
+            engine["threads_reason"] = getattr(chosen, "threads_reason", "")
+        spec = RunSpec(
+            models=model_names,
+            evalset=loaded,
+            options=replace(options, prompt_cache=effective_prompt_cache(chosen, prompt_cache)),
+            repeats=repeats,
+            concurrency=int(jobs),
+            retries=retries,
+            fresh=fresh,
+            limit=limit,
+        )
+        hardware = {**_hardware(), **({"engine": engine} if engine else {})}
+        record = run_spec(spec, chosen, store, on_event=on_event, host=_host_of(chosen), hardware=hardware)
         return summarize_run(store, record.id, evalset=loaded)
+
+
+def _run_spread(
+    spec: RunSpec,
+    store: Store,
+    hosts: list[str],
+    hosts_file: str | Path | None,
+    ray: str | None,
+    ray_gpus: float,
+    backend: str,
+    threads: int | None,
+    lora: str | Path | None,
+    on_event: EventCallback | None,
+) -> Any:
+    """A run over several hosts, or on a Ray cluster."""
+    if ray is not None:
+        from benchsel.raymode import EngineChoice, NodeResources, run_on_ray
+
+        engine = EngineChoice(backend, threads, str(lora) if lora is not None else None)
+        return run_on_ray(
+            spec,
+            store,
+            address=ray,
+            engine=engine,
+            resources=NodeResources(num_gpus=ray_gpus),
+            on_event=on_event,
+            hardware=_hardware(),
+        )
+    from benchsel.hosts import load_hosts_file, parse_host
+    from benchsel.multihost import run_on_hosts
+
+    specs = [parse_host(text, backend) for text in hosts]
+    specs += load_hosts_file(hosts_file) if hosts_file is not None else []
+    return run_on_hosts(spec, specs, store, on_event=on_event, hardware=_hardware())
 
 
 def _pull_missing(

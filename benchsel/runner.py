@@ -14,12 +14,15 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any, TypeVar
 
 from benchsel import __version__
 from benchsel.backends.base import Backend, Memory, ModelSnapshot, Reply, RequestOptions
+from benchsel.contention import CpuSampler
 from benchsel.errors import BenchselError, RequestRejected, TransportError
 from benchsel.evalset import Case, EvalSet
+from benchsel.prefix_cache import ColdPrefill, prime
 from benchsel.store import RunRecord, Store, StoredResult
 
 T = TypeVar("T")
@@ -75,6 +78,14 @@ class ModelLoaded:
 
 
 @dataclass(frozen=True)
+class ModelWarmed:
+    """The prompt prefix is cached (prefix_cache); ``cold_prefill`` is None when the warm-up failed."""
+
+    model: str
+    cold_prefill: ColdPrefill | None
+
+
+@dataclass(frozen=True)
 class ReplyStored:
     model: str
     case_id: str
@@ -103,7 +114,16 @@ class RunFinished:
     run: RunRecord
 
 
-Event = RunStarted | ModelStarted | ModelLoaded | ReplyStored | Retrying | ModelFinished | RunFinished
+Event = (
+    RunStarted
+    | ModelStarted
+    | ModelLoaded
+    | ModelWarmed
+    | ReplyStored
+    | Retrying
+    | ModelFinished
+    | RunFinished
+)
 EventCallback = Callable[[Event], None]
 
 
@@ -268,10 +288,17 @@ def _run_model(
     )
     store.save_model(record.id, snapshot, load_s=load_s)
     emit(ModelLoaded(model, load_s))
+    sampler = CpuSampler(getattr(backend, "engine_threads", None)).start()
     try:
-        errors = _send_all(spec, backend, store, record, model, work.pending, emit)
+        on_retry = partial(_retry_event, emit, model, "(warm-up)")
+        retry = partial(_retrying, spec, threading.Event(), on_retry)
+        primed = prime(backend, model, spec.evalset.prompt, spec.options, spec.concurrency, retry)
+        store.save_model_speed(record.id, model, cold_prefill=primed.cold)
+        emit(ModelWarmed(model, primed.cold))
+        errors = _send_all(spec, primed, store, record, model, work.pending, emit)
         memory = backend.memory(model)
         store.save_model(record.id, snapshot, memory=memory)
+        store.save_model_speed(record.id, model, contention=sampler.stop())
         emit(ModelFinished(model, memory, errors))
     finally:
         backend.unload(model)
@@ -334,6 +361,10 @@ def _send_all(
     return errors
 
 
+def _retry_event(emit: EventCallback, model: str, what: str, attempt: int, exc: TransportError) -> None:
+    emit(Retrying(model, what, attempt, str(exc)))
+
+
 def _retrying(
     spec: RunSpec,
     stop: threading.Event,
@@ -383,3 +414,10 @@ def _request(
             raise
         return replace(base, error_kind=f"error:{type(exc).__name__}", error_message=str(exc)[:500])
     return replace(base, reply=reply)
+
+
+# One model's share of a run, and opening the run record: the multi-host and Ray coordinators
+# (benchsel.multihost, benchsel.raymode) drive these per (model, host).
+run_model = _run_model
+open_run = _open_run
+plan_model = _plan

@@ -347,6 +347,10 @@ def check(model: ModelSummary, c: Constraints, run_num_ctx: int | None = None) -
             flags.append("decode speed not measured: --min-tps not checked")
         elif tps < c.min_tps:
             exclusions.append(f"decodes {tps:.1f} tok/s, below --min-tps {c.min_tps:g}")
+        if tps is not None and model.speed.contended:
+            flags.append(
+                "--min-tps judged on a decode speed measured under CPU contention (re-run when quiet)"
+            )
     training, problem = _training_fit(model.snapshot, c)
     training_exclusions: list[str] = []
     if problem:

@@ -18,7 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from benchsel.backends.base import Memory, ModelSnapshot, Reply
+from benchsel.contention import Contention
 from benchsel.errors import StoreError, UsageError
+from benchsel.prefix_cache import ColdPrefill
 
 DEFAULT_DB = Path("reports") / "benchsel.sqlite"
 
@@ -56,6 +58,10 @@ class StoredModel:
     snapshot: ModelSnapshot
     load_s: float | None
     memory: Memory | None
+    cold_prefill: ColdPrefill | None = None
+    contention: Contention | None = None
+    host: str = ""  # figures are pinned to the (model, host) pair
+    host_error: str | None = None  # why this host stopped serving the model mid-run
 
 
 @dataclass(frozen=True)
@@ -69,6 +75,7 @@ class StoredResult:
     error_kind: str | None = None
     error_message: str | None = None
     cached_from: str | None = None
+    host: str = ""  # the inference host that answered, in a multi-host run
 
     @property
     def ok(self) -> bool:
@@ -148,9 +155,36 @@ def _m002_run_hardware(db: sqlite3.Connection) -> None:
     db.execute("ALTER TABLE runs ADD COLUMN hardware_json TEXT NOT NULL DEFAULT '{}'")
 
 
+def _m004_model_speed(db: sqlite3.Connection) -> None:
+    # per model: the cold prefill of the warm-up prompt, and the CPU other processes used meanwhile
+    db.execute("ALTER TABLE models ADD COLUMN cold_prefill_json TEXT")
+    db.execute("ALTER TABLE models ADD COLUMN contention_json TEXT")
+
+
+def _m006_hosts(db: sqlite3.Connection) -> None:
+    """A host on every reply, and one models row per (model, host): a model measured on two hosts keeps
+    two sets of figures. SQLite cannot change a primary key in place, so the models table is rebuilt
+    with whatever columns earlier migrations gave it."""
+    db.execute("ALTER TABLE results ADD COLUMN host TEXT NOT NULL DEFAULT ''")
+    columns = db.execute("PRAGMA table_info(models)").fetchall()
+    names = [column[1] for column in columns]
+    definitions = [
+        f"{name} {kind}{' NOT NULL' if notnull else ''}{f' DEFAULT {default}' if default is not None else ''}"
+        for _, name, kind, notnull, default, _ in columns
+    ]
+    definitions += ["host TEXT NOT NULL DEFAULT ''", "host_error TEXT", "PRIMARY KEY (run_id, name, host)"]
+    listed = ", ".join(names)
+    db.execute(f"CREATE TABLE models_by_host ({', '.join(definitions)})")
+    db.execute(f"INSERT INTO models_by_host ({listed}) SELECT {listed} FROM models ORDER BY rowid")
+    db.execute("DROP TABLE models")
+    db.execute("ALTER TABLE models_by_host RENAME TO models")
+
+
 MIGRATIONS: list[tuple[str, Callable[[sqlite3.Connection], None]]] = [
     ("001_initial", _m001_initial),
     ("002_run_hardware", _m002_run_hardware),
+    ("004_model_speed", _m004_model_speed),
+    ("006_hosts", _m006_hosts),
 ]
 
 _REPLY_COLUMNS = (
@@ -294,11 +328,12 @@ class Store:
         *,
         load_s: float | None = None,
         memory: Memory | None = None,
+        host: str = "",
     ) -> None:
         with self._tx() as db:
             db.execute(
-                "INSERT INTO models (run_id, name, backend, digest, snapshot_json, load_s, memory_json)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (run_id, name) DO UPDATE SET"
+                "INSERT INTO models (run_id, name, backend, digest, snapshot_json, load_s, memory_json, host)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (run_id, name, host) DO UPDATE SET"
                 " backend = excluded.backend, digest = excluded.digest,"
                 " snapshot_json = excluded.snapshot_json,"
                 " load_s = COALESCE(excluded.load_s, models.load_s),"
@@ -311,7 +346,37 @@ class Store:
                     json.dumps(asdict(snapshot), sort_keys=True, default=str),
                     load_s,
                     json.dumps(asdict(memory)) if memory else None,
+                    host,
                 ),
+            )
+
+    def save_model_speed(
+        self,
+        run_id: str,
+        name: str,
+        *,
+        cold_prefill: ColdPrefill | None = None,
+        contention: Contention | None = None,
+    ) -> None:
+        """Record a model's cold prefill and the contention during its run (each kept when not given)."""
+        with self._tx() as db:
+            db.execute(
+                "UPDATE models SET cold_prefill_json = COALESCE(?, cold_prefill_json),"
+                " contention_json = COALESCE(?, contention_json) WHERE run_id = ? AND name = ?",
+                (
+                    json.dumps(asdict(cold_prefill)) if cold_prefill else None,
+                    json.dumps(asdict(contention)) if contention else None,
+                    run_id,
+                    name,
+                ),
+            )
+
+    def set_host_error(self, run_id: str, model: str, host: str, error: str) -> None:
+        """Record why ``host`` stopped serving ``model`` (its cases moved to another host)."""
+        with self._tx() as db:
+            db.execute(
+                "UPDATE models SET host_error = ? WHERE run_id = ? AND name = ? AND host = ?",
+                (error[:500], run_id, model, host),
             )
 
     def models(self, run_id: str) -> list[StoredModel]:
@@ -327,8 +392,8 @@ class Store:
             db.execute(
                 "INSERT INTO results (run_id, model, case_id, repeat, cache_key, "
                 + ", ".join(_REPLY_COLUMNS)
-                + ", error_kind, error_message, cached_from, created_at) VALUES ("
-                + ", ".join("?" * (len(_REPLY_COLUMNS) + 9))
+                + ", error_kind, error_message, cached_from, created_at, host) VALUES ("
+                + ", ".join("?" * (len(_REPLY_COLUMNS) + 10))
                 + ")",
                 (
                     result.run_id,
@@ -341,6 +406,7 @@ class Store:
                     result.error_message,
                     result.cached_from,
                     _now(),
+                    result.host,
                 ),
             )
 
@@ -417,6 +483,12 @@ def _model(row: sqlite3.Row) -> StoredModel:
         snapshot=ModelSnapshot(**data),
         load_s=row["load_s"],
         memory=Memory(**memory) if memory else None,
+        cold_prefill=ColdPrefill(**json.loads(row["cold_prefill_json"]))
+        if row["cold_prefill_json"]
+        else None,
+        contention=Contention(**json.loads(row["contention_json"])) if row["contention_json"] else None,
+        host=row["host"],
+        host_error=row["host_error"],
     )
 
 
@@ -434,4 +506,5 @@ def _result(row: sqlite3.Row) -> StoredResult:
         error_kind=row["error_kind"],
         error_message=row["error_message"],
         cached_from=row["cached_from"],
+        host=row["host"],
     )

@@ -10,11 +10,25 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from benchsel.backends.base import Memory, ModelSnapshot
+from benchsel.contention import Contention
 from benchsel.errors import UsageError
 from benchsel.evalset import EvalSet, load_evalset
+from benchsel.prefix_cache import ColdPrefill
 from benchsel.scoring.scorecard import ModelScore, ReplyInput, score
 from benchsel.scoring.speed import SpeedStats, speed_stats
-from benchsel.store import RunRecord, Store, StoredResult
+from benchsel.store import RunRecord, Store, StoredModel, StoredResult
+
+
+@dataclass(frozen=True)
+class HostFigures:
+    """A model's speed and memory on one host of a multi-host run: never averaged across hosts."""
+
+    host: str
+    replies: int
+    speed: SpeedStats
+    memory: Memory | None
+    load_s: float | None
+    error: str | None  # why the host stopped serving the model; its cases moved on
 
 
 def short_name(model: str) -> str:
@@ -37,6 +51,21 @@ class ModelSummary:
     speed: SpeedStats
     results: tuple[StoredResult, ...]
     error_kinds: dict[str, int]
+    host: str = ""  # in a multi-host run, the host whose figures speed, memory and load_s are
+    hosts: tuple[HostFigures, ...] = ()  # every host that served the model, when more than one did
+
+    def host_note(self) -> str | None:
+        """Where the model ran when that was more than one host, and why it moved."""
+        if not self.hosts:
+            return None
+        parts = []
+        for figures in self.hosts:
+            tps = figures.speed.decode_tokens_per_s
+            speed = f", {tps:.1f} tok/s" if tps else ""
+            failed = f", failed: {figures.error}" if figures.error else ""
+            parts.append(f"{figures.host} ({figures.replies} replies{speed}{failed})")
+        return f"{self.display_name} ran on " + "; then ".join(parts) + f"; figures shown are {self.host}'s"
+
     label: str = ""
     """The short name every table shows (see :func:`short_name`); empty means ``name``."""
 
@@ -118,6 +147,8 @@ def summarize_model(
     memory: Memory | None = None,
     strict: bool = False,
     seed: int = 0,
+    cold_prefill: ColdPrefill | None = None,
+    contention: Contention | None = None,
 ) -> ModelSummary:
     inputs = [
         ReplyInput(
@@ -137,7 +168,11 @@ def summarize_model(
         load_s=load_s,
         memory=memory,
         score=score(evalset, inputs, strict=strict, seed=seed),
-        speed=speed_stats(replies),
+        speed=replace(
+            speed_stats(replies),
+            cold_prefill_tokens_per_s=cold_prefill.tokens_per_s if cold_prefill else None,
+            contention=contention,
+        ),
         results=tuple(results),
         error_kinds=dict(Counter(r.error_kind for r in results if r.error_kind)),
         label=short_name(name),
@@ -184,26 +219,28 @@ def summarize_run(
 ) -> RunSummary:
     run = store.run(run_id)
     loaded = evalset_for_run(run, evalset)
-    stored = {m.name: m for m in store.models(run.id)}
+    rows = store.models(run.id)
+    stored = {m.name: m for m in rows}
     models = []
     for name in run.models:
         results = store.results(run.id, name)
         if not results and name not in stored:
             continue
         model = stored.get(name)
-        models.append(
-            summarize_model(
-                loaded,
-                name,
-                results,
-                backend=model.backend if model else run.backend,
-                snapshot=model.snapshot if model else None,
-                load_s=model.load_s if model else None,
-                memory=model.memory if model else None,
-                strict=strict,
-                seed=seed,
-            )
+        summary = summarize_model(
+            loaded,
+            name,
+            results,
+            backend=model.backend if model else run.backend,
+            snapshot=model.snapshot if model else None,
+            load_s=model.load_s if model else None,
+            memory=model.memory if model else None,
+            strict=strict,
+            seed=seed,
+            cold_prefill=model.cold_prefill if model else None,
+            contention=model.contention if model else None,
         )
+        models.append(_pin_to_hosts(summary, [m for m in rows if m.name == name]))
     stored_cases = {r.case_id for m in models for r in m.results}
     if evalset is not None and stored_cases and stored_cases.isdisjoint(loaded.by_id):
         raise UsageError(
@@ -211,3 +248,36 @@ def summarize_run(
             f"- pass the eval set the run was made with ({run.evalset_name}), or leave out --evalset"
         )
     return RunSummary(run, loaded, tuple(_unique_labels(models)))
+
+
+def _pin_to_hosts(summary: ModelSummary, rows: list[StoredModel]) -> ModelSummary:
+    """Speed and memory of the host that answered most; each host's own figures beside them."""
+    hosts = [row for row in rows if row.host]
+    if not hosts:
+        return summary
+    answered = {
+        row.host: [r.reply for r in summary.results if r.host == row.host and r.ok and r.reply is not None]
+        for row in hosts
+    }
+    figures = tuple(
+        HostFigures(
+            row.host,
+            len(answered[row.host]),
+            speed_stats(answered[row.host]),
+            row.memory,
+            row.load_s,
+            row.host_error,
+        )
+        for row in hosts
+    )
+    main = max(hosts, key=lambda row: len(answered[row.host]))
+    return replace(
+        summary,
+        snapshot=main.snapshot,
+        backend=main.backend,
+        load_s=main.load_s,
+        memory=main.memory,
+        speed=speed_stats(answered[main.host]),
+        host=main.host,
+        hosts=figures if len(hosts) > 1 or main.host_error else (),
+    )

@@ -44,15 +44,18 @@ def test_is_a_backend() -> None:
     assert isinstance(backend_with(answer(LLAMA_BODY)), Backend)
 
 
-def test_payload_carries_options_and_turns_off_the_prompt_cache() -> None:
+def test_payload_carries_options_and_the_prompt_cache_setting() -> None:
     options = RequestOptions(temperature=0.2, seed=7, num_predict=64)
     payload = chat_payload("m", MESSAGES, options, None)
     assert payload["temperature"] == 0.2
     assert payload["seed"] == 7
     assert payload["max_tokens"] == 64
-    assert payload["cache_prompt"] is False
+    assert payload["cache_prompt"] is True
+    assert "id_slot" not in payload
     assert "response_format" not in payload
     assert "chat_template_kwargs" not in payload
+    off = chat_payload("m", MESSAGES, RequestOptions(prompt_cache=False, slot=2), None)
+    assert off["cache_prompt"] is False and off["id_slot"] == 2
 
 
 @pytest.mark.parametrize(

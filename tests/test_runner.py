@@ -58,17 +58,28 @@ def store(tmp_path: Path) -> Iterator[Store]:
 
 
 def after_load(fake: FakeOllama, kind: str, count: int, **kw: Any) -> Any:
-    """An event callback that injects a fault once the model is loaded, so it hits the answers."""
+    """An event callback that injects a fault once the model is loaded and its prompt prefix cached,
+    so it hits the answers."""
 
     def on_event(event: runner.Event) -> None:
-        if isinstance(event, runner.ModelLoaded):
+        if isinstance(event, runner.ModelWarmed):
             fake.inject(kind, count, **kw)  # type: ignore[arg-type]
 
     return on_event
 
 
+WARM_UP = load_evalset("extraction-v1").prompt.messages("")  # prefix_cache's warm-up request
+
+
 def chat_requests(fake: FakeOllama) -> list[dict[str, Any]]:
-    return [body for path, body in fake.requests if path == "/api/chat" and body.get("messages")]
+    """The case requests the server received (load and prompt-prefix warm-ups left out)."""
+    return [
+        body
+        for path, body in fake.requests
+        if path == "/api/chat"
+        and body.get("messages")
+        and body["messages"][-1].get("content") != WARM_UP[-1]["content"]
+    ]
 
 
 def spec(evalset: EvalSet, **kw: Any) -> RunSpec:
@@ -135,9 +146,8 @@ def test_timeout_is_a_transport_error_not_an_answer(
     fake: FakeOllama, backend: OllamaBackend, store: Store, evalset: EvalSet
 ) -> None:
     fast = RequestOptions(num_ctx=4096, num_predict=32, timeout_s=1.0)
-    fake.inject(
-        "delay", 3, delay_s=2.5
-    )  # the load waits this out (it has its own limit); both tries time out
+    # the load waits this out (it has its own limit); both tries of the warm-up and of the case time out
+    fake.inject("delay", 5, delay_s=2.5)
     record = runner.run(spec(evalset, limit=1, options=fast, retries=1, backoff_s=0.01), backend, store)
     [result] = store.results(record.id)
     assert result.error_kind == "transport:timeout" and result.reply is None
@@ -252,6 +262,7 @@ def test_killed_server_mid_run_resumes_with_every_case_answered_once(
     assert sorted(r.case_id for r in final) == sorted(c.id for c in evalset.cases[:6])
     assert all(r.ok for r in final)
     answered = first.answered + second.answered
+    answered.pop(WARM_UP[-1]["content"])  # the prompt-prefix warm-ups
     assert sum(answered.values()) == 6 and set(answered.values()) == {1}
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,7 @@ from model_infos import E2B_STAND_IN as E2B_INFO
 from model_infos import GEMMA3_4B as GEMMA3_4B_INFO
 
 from benchsel.backends.base import Memory, ModelSnapshot, Reply
+from benchsel.contention import Contention
 from benchsel.errors import UsageError
 from benchsel.evalset import load_evalset
 from benchsel.hardware import GIB, format_bytes
@@ -371,6 +372,17 @@ def test_min_tps_excludes_slow_models_with_the_reason(summary: RunSummary):
     assert entry.exclusions == ("decodes 9.7 tok/s, below --min-tps 30",)
     assert selection.deploy_now.entry("qwen3:4b").excluded
     assert not selection.deploy_now.entry("nemotron-mini:4b").excluded
+
+
+def test_min_tps_judged_on_a_contended_figure_says_so(summary: RunSummary):
+    busy = Contention(True, 10.0, 8.0, 2, 2, True, "other processes used 0.80 cores")
+    models = tuple(
+        replace(m, speed=replace(m.speed, contention=busy)) if m.name == "gemma4:e4b" else m
+        for m in summary.models
+    )
+    selection = select(replace(summary, models=models), Constraints(min_tps=30))
+    assert any("under CPU contention" in flag for flag in selection.deploy_now.entry("gemma4:e4b").flags)
+    assert not any("contention" in flag for flag in selection.deploy_now.entry("gemma3:4b").flags)
 
 
 def test_training_memory_excludes_from_trainable_potential_only(summary: RunSummary):

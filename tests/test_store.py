@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from dataclasses import replace
 from pathlib import Path
@@ -9,7 +10,9 @@ from pathlib import Path
 import pytest
 
 from benchsel.backends.base import Memory, ModelSnapshot, Reply
+from benchsel.contention import Contention
 from benchsel.errors import StoreError, UsageError
+from benchsel.prefix_cache import ColdPrefill
 from benchsel.store import MIGRATIONS, RunRecord, Store, StoredResult
 
 
@@ -49,12 +52,13 @@ def test_migrations_are_recorded_in_order_and_pin_the_schema(store: Store) -> No
     ]  # fmt: skip
     assert columns(store.path, "models") == [
         "run_id", "name", "backend", "digest", "snapshot_json", "load_s", "memory_json",
+        "cold_prefill_json", "contention_json", "host", "host_error",
     ]  # fmt: skip
     assert columns(store.path, "results") == [
         "id", "run_id", "model", "case_id", "repeat", "cache_key", "content", "thinking", "done_reason",
         "prompt_eval_count", "prompt_eval_duration_ns", "eval_count", "eval_duration_ns",
         "load_duration_ns", "total_duration_ns", "wall_s", "timing_source", "error_kind",
-        "error_message", "cached_from", "created_at",
+        "error_message", "cached_from", "created_at", "host",
     ]  # fmt: skip
     with sqlite3.connect(store.path) as db:
         assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
@@ -75,8 +79,38 @@ def test_an_old_store_is_migrated_forward(tmp_path: Path) -> None:
         MIGRATIONS[0][1](db)
         db.execute("INSERT INTO _migrations VALUES ('001_initial', 'then')")
     store = Store(path)
-    assert store.applied_migrations() == ["001_initial", "002_run_hardware"]
+    assert store.applied_migrations() == sorted(name for name, _ in MIGRATIONS)
     assert "hardware_json" in columns(path, "runs")
+
+
+def test_the_hosts_migration_keeps_old_model_rows_and_pins_figures_per_host(tmp_path: Path) -> None:
+    path = tmp_path / "old.sqlite"
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE _migrations (name TEXT PRIMARY KEY, applied_at TEXT)")
+        for name, migration in MIGRATIONS[:2]:
+            migration(db)
+            db.execute("INSERT INTO _migrations VALUES (?, 'then')", (name,))
+        db.execute(
+            "INSERT INTO models (run_id, name, backend, digest, snapshot_json, load_s) VALUES"
+            " ('r1', 'gemma3:4b', 'ollama', 'sha256:a', ?, 2.5)",
+            (json.dumps({"name": "gemma3:4b", "backend": "ollama", "digest": "sha256:a"}),),
+        )
+    store = Store(path)
+    (old,) = store.models("r1")
+    assert (old.name, old.host, old.load_s) == ("gemma3:4b", "", 2.5)
+    snapshot = ModelSnapshot(name="gemma3:4b", backend="ollama", digest="sha256:a")
+    store.save_model("r1", snapshot, load_s=1.0, memory=Memory(100, 100, "ps"), host="gpu1")
+    store.save_model("r1", snapshot, load_s=3.0, memory=Memory(200, 200, "ps"), host="gpu2")
+    store.set_host_error("r1", "gemma3:4b", "gpu2", "connection refused")
+    figures = {
+        m.host: (m.load_s, m.memory.size_bytes if m.memory else None, m.host_error)
+        for m in store.models("r1")
+    }
+    assert figures == {
+        "": (2.5, None, None),
+        "gpu1": (1.0, 100, None),
+        "gpu2": (3.0, 200, "connection refused"),
+    }
 
 
 def test_runs_resolve_by_prefix_latest_and_say_how_to_fix(store: Store) -> None:
@@ -108,6 +142,19 @@ def test_model_snapshots_round_trip_and_keep_earlier_figures(store: Store) -> No
     assert model.snapshot == snapshot
     assert model.load_s == 2.5  # not erased by the later save
     assert model.memory == Memory(5_000, 4_000, "ollama /api/ps")
+
+
+def test_cold_prefill_and_contention_round_trip_and_keep_each_other(store: Store) -> None:
+    store.create_run(record("r1"))
+    store.save_model("r1", ModelSnapshot(name="m", backend="llamacpp", digest="d"))
+    assert store.models("r1")[0].cold_prefill is None
+    store.save_model_speed("r1", "m", cold_prefill=ColdPrefill(430, 1_500_000_000))
+    contention = Contention(True, 12.0, 3.0, 2, 2, True, "busy")
+    store.save_model_speed("r1", "m", contention=contention)
+    [model] = store.models("r1")
+    assert model.cold_prefill == ColdPrefill(430, 1_500_000_000)  # not erased by the later save
+    assert model.contention == contention
+    assert model.contention.other_cores == 0.25
 
 
 def test_results_keep_every_field_and_the_newest_answer_per_case(store: Store) -> None:

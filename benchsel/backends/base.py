@@ -21,6 +21,11 @@ class RequestOptions:
     format: FormatMode = "none"
     think: ThinkMode = "auto"
     timeout_s: float = 300.0
+    # Reuse the KV cache of a shared prompt prefix (llama.cpp's cache_prompt); see benchsel.prefix_cache.
+    prompt_cache: bool = True
+    # llama.cpp: the slot one request is pinned to, set per request by benchsel.prefix_cache (the
+    # answer does not depend on it, so it is not part of as_dict and the cache key).
+    slot: int | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -30,6 +35,7 @@ class RequestOptions:
             "num_predict": self.num_predict,
             "format": self.format,
             "think": self.think,
+            "prompt_cache": self.prompt_cache,
         }
 
 

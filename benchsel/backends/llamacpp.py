@@ -42,6 +42,7 @@ class LlamaCppBackend:
         self, threads: int | None = None, slots: int = 1, ctx: int | None = None, lora: Path | None = None
     ) -> None:
         self.threads, self.slots, self.ctx, self.lora = threads, slots, ctx, lora
+        self.threads_reason = "given" if threads else ""
         self._served: dict[str, _Served] = {}
         self._lock = threading.Lock()
 
@@ -65,6 +66,10 @@ class LlamaCppBackend:
     ) -> Reply:
         return self._serve(model, options).client.chat(model, messages, options, schema)
 
+    def slots_for(self, model: str) -> int | None:
+        """The engine's slot count: requests can be pinned to one (``id_slot``)."""
+        return self.slots
+
     def memory(self, model: str) -> Memory | None:
         served = self._served.get(model)
         if served is None or served.server.memory_bytes is None:
@@ -83,6 +88,15 @@ class LlamaCppBackend:
     def close(self) -> None:
         for model in list(self._served):
             self.unload(model)
+
+    @property
+    def engine_threads(self) -> int:
+        """Threads of every engine this backend starts; chosen once, on the first start."""
+        if not self.threads:
+            from benchsel.contention import default_threads, other_load_cores
+
+            self.threads, self.threads_reason = default_threads(other_load_cores())
+        return self.threads
 
     def server(self, model: str) -> LlamaServer | None:
         """The running server of ``model``, if any."""
@@ -106,7 +120,7 @@ class LlamaCppBackend:
                 path,
                 ctx=self._context(options),
                 slots=self.slots,
-                threads=self.threads,
+                threads=self.engine_threads,
                 chat_template=template,
                 lora=self.lora,
             )

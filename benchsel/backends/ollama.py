@@ -71,6 +71,8 @@ class OllamaBackend:
     two calls the client lacks: verbose ``/api/show`` and ``/api/version``) may be injected."""
 
     name = "ollama"
+    # Ollama always reuses a cached prompt prefix: there is no switch to turn it off.
+    prompt_cache_fixed = True
 
     def __init__(
         self,

@@ -31,8 +31,10 @@ def chat_payload(
         "seed": options.seed,
         "max_tokens": options.num_predict,
         "stream": False,
-        "cache_prompt": False,  # llama.cpp: honest prefill timings; other servers ignore it
+        "cache_prompt": options.prompt_cache,  # llama.cpp; other servers ignore it
     }
+    if options.slot is not None:
+        payload["id_slot"] = options.slot  # llama.cpp: the slot whose cached prefix this request reuses
     if options.format == "json":
         payload["response_format"] = {"type": "json_object"}
     elif options.format == "schema":
@@ -143,6 +145,12 @@ class OpenAIBackend:
     def close(self) -> None:
         if self._owns_client:
             self._client.close()
+
+    def slots_for(self, model: str) -> int | None:
+        """llama.cpp's slot count (requests can be pinned to one), or None for other servers."""
+        props = self.props()
+        slots = props.get("total_slots") if props and "default_generation_settings" in props else None
+        return slots if isinstance(slots, int) and slots > 0 else None
 
     def props(self) -> dict[str, Any] | None:
         """llama.cpp's /props (context size, model path, build), or None for servers without it."""

@@ -31,14 +31,17 @@ db_option = click.option(
 """The run store option every command that reads or writes runs shares."""
 
 
-def backend_options(command: Any) -> Any:
-    """--backend, --host and --base-url: where the models are served."""
+def backend_options(command: Any = None, *, several_hosts: bool = False) -> Any:
+    """--backend, --host and --base-url: where the models are served (``several_hosts``: --host repeats)."""
+    if command is None:
+        return lambda command: backend_options(command, several_hosts=several_hosts)
     command = click.option("--base-url", help="OpenAI-compatible server URL, e.g. http://127.0.0.1:8080/v1.")(
         command
     )
-    command = click.option("--host", help="Ollama host (default: $OLLAMA_HOST or http://127.0.0.1:11434).")(
-        command
-    )
+    host_help = "Ollama host (default: $OLLAMA_HOST or http://127.0.0.1:11434)."
+    if several_hosts:
+        host_help += " Repeat to spread the models over several: [NAME=][ollama:|openai:]URL."
+    command = click.option("--host", multiple=several_hosts, help=host_help)(command)
     return click.option(
         "--backend",
         type=click.Choice(["auto", "ollama", "openai", "llamacpp"]),
@@ -52,20 +55,26 @@ class Bounded(click.ParamType):
     """A numeric option checked against benchsel.bounds: out of range is one "Error: ..." line
     (a benchsel UsageError, exit 2), the same line the library call gives."""
 
-    def __init__(self, key: str) -> None:
+    def __init__(self, key: str, words: tuple[str, ...] = ()) -> None:
         from benchsel.bounds import RUN_BOUNDS
 
         self.bound = RUN_BOUNDS[key]
+        self.words = words  # values taken as they are, such as -j auto
         self.name = "integer" if self.bound.integer else "float"
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
         from benchsel.errors import UsageError
 
+        if isinstance(value, str) and value.strip().lower() in self.words:
+            return value.strip().lower()
         if isinstance(value, str):
             try:
                 value = int(value) if self.bound.integer else float(value)
             except ValueError:
-                raise UsageError(f"{self.bound.option} {value!r}: must be {self.bound.describe()}") from None
+                also = "".join(f" or '{word}'" for word in self.words)
+                raise UsageError(
+                    f"{self.bound.option} {value!r}: must be {self.bound.describe()}{also}"
+                ) from None
         self.bound.check(value)
         return value
 

@@ -39,6 +39,7 @@ class ProgressPrinter:
 
     def __call__(self, event: Event) -> None:
         from benchsel import runner
+        from benchsel.multihost import HostFailed
 
         match event:
             case runner.RunStarted(run=run, resumed=resumed):
@@ -51,6 +52,11 @@ class ProgressPrinter:
                 self.tokens[model] = (0, 0.0)
             case runner.ModelLoaded(model=model, load_s=load_s):
                 self.progress.console.print(f"  {escape(short_name(model))}: loaded in {load_s:.1f} s")
+            case runner.ModelWarmed(model=model, cold_prefill=cold) if cold and cold.tokens_per_s:
+                self.progress.console.print(
+                    f"  {escape(short_name(model))}: prompt prefix cached, "
+                    f"cold prefill {cold.tokens_per_s:.0f} tok/s"
+                )
             case runner.ReplyStored(model=model, reply=reply):
                 tokens, seconds = self.tokens.get(model, (0, 0.0))
                 if reply is not None and reply.eval_duration_ns:
@@ -64,6 +70,11 @@ class ProgressPrinter:
                 self.progress.update(self.tasks[model], advance=1, tps="  ".join(p for p in parts if p))
             case runner.Retrying(model=model, case_id=case_id, attempt=attempt, error=error):
                 self.progress.console.print(f"  [yellow]retry {attempt}[/] {model} {case_id}: {error}")
+            case HostFailed(host=host, model=model, error=error, moved_to=moved_to):
+                where = f"its cases move to {moved_to}" if moved_to else "no other host has it"
+                self.progress.console.print(
+                    f"  [red]host {host} failed[/] running {model} ({error}); {where}"
+                )
             case _:
                 pass
 
@@ -82,7 +93,22 @@ class ProgressPrinter:
 @click.option(
     "--evalset", "-e", default="extraction-v1", show_default=True, help="Bundled eval set name or directory."
 )
-@render.backend_options
+@render.backend_options(several_hosts=True)
+@click.option(
+    "--hosts",
+    "hosts_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="A hosts.toml of [[host]] tables (name, url, backend, gpu_memory): one run over all of them.",
+)
+@click.option(
+    "--ray",
+    is_flag=False,
+    flag_value="auto",
+    default=None,
+    metavar="[ADDRESS]",
+    help="Run each model as a Ray task (default: the cluster this machine joined; 'local': a new one).",
+)
+@click.option("--ray-gpus", type=float, default=0.0, show_default=True, help="GPUs each Ray task needs.")
 @click.option(
     "--response-format",
     "--format",
@@ -108,10 +134,10 @@ class ProgressPrinter:
 @click.option(
     "-j",
     "--concurrency",
-    type=render.Bounded("concurrency"),
-    default=1,
+    type=render.Bounded("concurrency", words=("auto",)),
+    default="1",
     show_default=True,
-    help="Concurrent requests per model.",
+    help="Concurrent requests per model, also the embedded engine's slots; 'auto' picks for the hardware.",
 )
 @click.option(
     "--timeout",
@@ -152,7 +178,17 @@ class ProgressPrinter:
 @click.option(
     "--limit", type=render.Bounded("limit"), help="Only the first N cases (a quick look; at least 1)."
 )
-@click.option("--threads", type=render.Bounded("threads"), help="CPU threads for the embedded engine.")
+@click.option(
+    "--threads",
+    type=render.Bounded("threads"),
+    help="CPU threads for the embedded engine (default: one per physical core).",
+)
+@click.option(
+    "--no-prompt-cache",
+    "no_prompt_cache",
+    is_flag=True,
+    help="Prefill every case's whole prompt (default: the shared system prompt is cached once per model).",
+)
 @click.option("--fresh", is_flag=True, help="Ignore stored replies and send everything again.")
 @click.option("--pull", is_flag=True, help="Pull models Ollama does not have yet.")
 @render.db_option
@@ -175,6 +211,8 @@ def run(**kwargs: Any) -> None:
       benchsel run --models smollm2:135m,gemma3:270m --backend llamacpp --limit 5
       benchsel run --models my-model --backend openai --base-url http://127.0.0.1:8080/v1
       benchsel run --config run.toml --limit 3     # options from a file; the command line wins
+      benchsel run --models gemma3:4b,qwen3:4b@gpu2 --host gpu1=http://10.0.0.5:11434 --host gpu2=http://10.0.0.6:11434
+      benchsel run --models gemma3:4b,gemma4:e2b --ray 10.0.0.5:6379
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -184,6 +222,7 @@ def run(**kwargs: Any) -> None:
     out: Path = kwargs.pop("out")
     no_report: bool = kwargs.pop("no_report")
     kwargs["format"] = kwargs.pop("format_")
+    kwargs["prompt_cache"] = not kwargs.pop("no_prompt_cache")
     con = render.console()
     columns = (
         TextColumn("{task.description}"),
@@ -195,10 +234,15 @@ def run(**kwargs: Any) -> None:
     with Progress(*columns, console=con, transient=False) as progress:
         printer = ProgressPrinter(progress)
         summary = api.run(kwargs.pop("models"), on_event=printer, on_pull=printer.pulling, **kwargs)
-    backends = ", ".join(sorted({f"{m.display_name} on {m.backend}" for m in summary.models}))
+    served = {
+        f"{m.display_name} on {m.backend}" + (f" at {m.host}" if m.host else "") for m in summary.models
+    }
+    backends = ", ".join(sorted(served))
     title = f"{summary.evalset.name}, run {summary.run.id} ({backends})"
     con.print(render.results_table(list(summary.models), title=title, width=con.width))
     for line in render.notes(summary):
+        con.print(f"[yellow]note[/] {escape(line)}")
+    for line in speed_notes(summary):
         con.print(f"[yellow]note[/] {escape(line)}")
     if not no_report:
         for path in _write_report(summary, out):
@@ -209,6 +253,18 @@ def run(**kwargs: Any) -> None:
             "read the errors above, fix the cause (the server, --num-ctx, --timeout) and run again"
         )
     con.print(f"run id: [bold]{summary.run.id}[/]  (next: benchsel select {summary.run.id} --vram 8GiB)")
+
+
+def speed_notes(summary: Any) -> list[str]:
+    """The prompt-cache setting, and each model whose speed was measured under CPU contention."""
+    from benchsel.prefix_cache import describe_setting
+
+    lines = [describe_setting(summary.run.options, summary.run.backend)]
+    for m in summary.models:
+        if m.speed.contended:
+            reason = m.speed.contention.reason
+            lines.append(f"{m.display_name}: speed measured under CPU contention ({reason})")
+    return lines
 
 
 def _write_report(summary: Any, out: Path) -> list[Path]:

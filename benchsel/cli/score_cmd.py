@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import click
@@ -39,7 +38,7 @@ def score(evalset: str, predictions: Path, json_out: Path | None, strict: bool, 
     """
     from benchsel.evalset import load_evalset
     from benchsel.scoring import score_predictions
-    from benchsel.scoring.export import score_to_dict
+    from benchsel.scoring.export import write_metrics
     from benchsel.summary import summary_of_score
 
     loaded = load_evalset(evalset)
@@ -53,6 +52,5 @@ def score(evalset: str, predictions: Path, json_out: Path | None, strict: bool, 
     if missing:
         con.print(f"[yellow]note[/] {missing} cases of {loaded.name} have no prediction (not scored)")
     if json_out:
-        json_out.parent.mkdir(parents=True, exist_ok=True)
-        json_out.write_text(json.dumps(score_to_dict(summary.score), indent=2))
+        write_metrics(summary.score, json_out)
         con.print(f"metrics: {json_out}")

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from benchsel.evalset import DIFFICULTIES, Case
+from benchsel.prefix_cache import describe_setting
 from benchsel.scoring.metrics import Estimate
 from benchsel.scoring.registry import get_metric
 from benchsel.summary import ModelSummary, RunSummary
@@ -240,6 +241,7 @@ def thinking_notes(summary: RunSummary) -> list[str]:
             parts = [m.failure + "; it has no score"]
         if parts:
             notes.append(f"{m.display_name}: " + "; ".join(parts) + ".")
+        notes += [f"{note}." for note in (m.host_note(),) if note]  # a multi-host run moved it
     return notes
 
 
@@ -261,6 +263,7 @@ def metadata_rows(summary: RunSummary) -> list[tuple[str, str]]:
         ("Eval set hash", run.evalset_hash),
         ("Repeats", str(run.repeats)),
         ("Options", _json(run.options)),
+        ("Prompt cache", describe_setting(run.options, run.backend)),
         ("Hardware", _json(run.hardware) if run.hardware else NA),
     ]
     for m in summary.models:
@@ -268,10 +271,14 @@ def metadata_rows(summary: RunSummary) -> list[tuple[str, str]]:
         detail = ", ".join(
             part
             for part in (
+                m.host and f"on {m.host}",
                 snap.digest and f"digest {snap.digest[:19]}",
                 snap.quantization,
                 snap.family,
                 m.load_s is not None and f"load {m.load_s:.1f} s",
+                m.speed.cold_prefill_tokens_per_s
+                and f"cold prefill {m.speed.cold_prefill_tokens_per_s:.0f} tok/s",
+                m.speed.contention and m.speed.contention.reason,
             )
             if part
         )

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from benchsel.backends.base import Reply
+from benchsel.contention import Contention
 
 # A decode shorter than this is too short to time honestly (rates from it are rejected).
 MIN_DURATION_NS = 1_000_000
@@ -27,6 +28,16 @@ class SpeedStats:
     """Share of the output (by characters) spent before any JSON: thinking plus preamble."""
     truncated: int
     timing_source: str
+    cold_prefill_tokens_per_s: float | None = None
+    """Prefill with nothing cached (the model's warm-up prompt). ``prefill_tokens_per_s`` is the cases'
+    own, which with the prompt cache on covers only what follows the cached prefix."""
+    contention: Contention | None = None
+    """CPU other processes used while the model ran; None for runs made before it was recorded."""
+
+    @property
+    def contended(self) -> bool:
+        """True when the speed figures were taken while other processes competed for the CPU."""
+        return bool(self.contention is not None and self.contention.contended)
 
 
 def _percentile(values: Sequence[float], q: float) -> float | None:
