@@ -8,10 +8,10 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from benchsel.backends.base import FormatMode, RequestOptions, ThinkMode
 from benchsel.bounds import check_run_options
 from benchsel.errors import UsageError
 from benchsel.evalset import EvalSet, load_evalset
+from benchsel.records import FormatMode, RequestOptions, ThinkMode
 from benchsel.runner import EventCallback, RunSpec
 from benchsel.runner import run as run_spec
 from benchsel.store import Store

@@ -15,9 +15,10 @@ from pathlib import Path
 from typing import Any, cast
 
 from benchsel import runner
-from benchsel.backends.base import Backend, Memory, ModelSnapshot
+from benchsel.backends.base import Backend
 from benchsel.errors import BenchselError, MissingExtra, UsageError
 from benchsel.multihost import BackendNames, HostFailed, HostView
+from benchsel.records import Memory, ModelSnapshot
 from benchsel.runner import EventCallback, RunAborted, RunFinished, RunSpec, RunStarted
 from benchsel.store import RunRecord, Store, StoredResult
 

@@ -19,11 +19,12 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from benchsel import defaults, hardware
-from benchsel.backends.base import Backend, ModelSnapshot
+from benchsel.backends.base import Backend
 from benchsel.defaults import MOSTLY_THINKING
 from benchsel.errors import BenchselError, UsageError
 from benchsel.evalset import EvalSet
 from benchsel.hardware import format_bytes
+from benchsel.records import ModelSnapshot
 from benchsel.scoring.metrics import Estimate, paired_bootstrap
 from benchsel.scoring.registry import get_metric
 from benchsel.summary import ModelSummary, RunSummary

@@ -17,10 +17,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from benchsel.backends.base import Memory, ModelSnapshot, Reply
 from benchsel.contention import Contention
 from benchsel.errors import StoreError, UsageError
-from benchsel.prefix_cache import ColdPrefill
+from benchsel.records import ColdPrefill, Memory, ModelSnapshot, Reply
 
 DEFAULT_DB = Path("reports") / "benchsel.sqlite"
 

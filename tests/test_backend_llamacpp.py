@@ -9,13 +9,14 @@ from pathlib import Path
 import pytest
 
 from benchsel.backends import ggufmeta
-from benchsel.backends.base import Backend, RequestOptions
+from benchsel.backends.base import Backend
 from benchsel.backends.demo import DEMO_MODELS, demo_chat_template
 from benchsel.backends.engine import LlamaServer
 from benchsel.backends.ggufmeta import parameter_size, quantization_name, read_model_info
 from benchsel.backends.llamacpp import LlamaCppBackend, resolve_model
 from benchsel.backends.openai import OpenAIBackend
 from benchsel.errors import ModelNotFound, UsageError
+from benchsel.records import RequestOptions
 
 SCHEMA = {
     "type": "object",

@@ -15,8 +15,8 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from benchsel.backends.base import ModelSnapshot
 from benchsel.errors import UsageError
+from benchsel.records import ModelSnapshot
 
 __all__ = [
     "cache_dir",

@@ -14,7 +14,6 @@ from urllib.parse import urlsplit
 import httpx
 import ollama
 
-from benchsel.backends.base import Memory, ModelSnapshot, Reply, RequestOptions
 from benchsel.errors import (
     BackendUnavailable,
     BenchselError,
@@ -24,6 +23,7 @@ from benchsel.errors import (
     TransportError,
     UsageError,
 )
+from benchsel.records import Memory, ModelSnapshot, Reply, RequestOptions
 
 __all__ = ["OllamaBackend", "PullProgress", "normalize_model_name", "resolve_host"]
 

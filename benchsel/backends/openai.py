@@ -11,9 +11,9 @@ from typing import Any
 
 import httpx
 
-from benchsel.backends.base import Memory, ModelSnapshot, Reply, RequestOptions
 from benchsel.backends.ggufmeta import snapshot_from_gguf
 from benchsel.errors import BackendUnavailable, ModelNotFound, RequestRejected, TransportError, UsageError
+from benchsel.records import Memory, ModelSnapshot, Reply, RequestOptions
 
 __all__ = ["OpenAIBackend", "chat_payload", "parse_reply"]
 

@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from benchsel import __version__
-from benchsel.backends.base import Memory, ModelSnapshot, Reply
 from benchsel.evalset import Case, EvalSet, load_evalset, resolve_evalset
+from benchsel.records import Memory, ModelSnapshot, Reply
 from benchsel.store import RunRecord, Store, StoredResult
 from benchsel.synthetic import generate_cases
 
