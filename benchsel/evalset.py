@@ -5,14 +5,11 @@ Loading validates everything and raises :class:`EvalSetError` naming the file, t
 
 from __future__ import annotations
 
-import gc
 import hashlib
 import os
 import re
 import tomllib
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -22,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from benchsel import defaults, jsonio
 from benchsel.errors import EvalSetError
+from benchsel.gcpause import gc_paused
 from benchsel.jsonio import BOM
 from benchsel.normalize import normalize_name, normalize_relation
 
@@ -358,25 +356,11 @@ class _CaseReader:
         return case
 
 
-@contextmanager
-def _gc_paused() -> Iterator[None]:
-    """Pause the cyclic garbage collector while cases are built: each of its passes walks every case
-    already kept, so on 100,000 cases it took most of the load time (about 4.5 s of 7.5 s). Cases hold no
-    reference cycles, so nothing is left for it to collect."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
-
-
 def parse_cases(raw: bytes, path: Path | str = "cases.jsonl") -> list[Case]:
     """Parse and check cases.jsonl; the first problem is an error naming its line."""
     reader = _CaseReader(path)
     cases: list[Case] = []
-    with _gc_paused():
+    with gc_paused():
         # split on newlines only: U+2028 and friends may sit inside a JSON string
         for lineno, line in enumerate(raw.split(b"\n"), start=1):
             case = reader.read(lineno, line)

@@ -26,6 +26,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
         "benchsel.contention",
         "benchsel.paths",
         "benchsel.chat_templates",
+        "benchsel.gcpause",
     ),
     ("benchsel.hardware", "benchsel.evalset", "benchsel.store"),
     ("benchsel.synthetic",),

@@ -97,6 +97,34 @@ class Counts:
         return Counts(self.tp + other.tp, self.fp + other.fp, self.fn + other.fn)
 
 
+class CountsByKey:
+    """Counts summed per key (a case id, a relation label), in first-seen order: the one per-case
+    aggregation. Rows are plain integers, as adding ``Counts`` would build an object per reply."""
+
+    __slots__ = ("_rows",)
+
+    def __init__(self) -> None:
+        self._rows: dict[str, list[int]] = {}
+
+    def add(self, key: str, c: Counts) -> None:
+        row = self._rows.get(key)
+        if row is None:
+            self._rows[key] = [c.tp, c.fp, c.fn]
+        else:
+            row[0] += c.tp
+            row[1] += c.fp
+            row[2] += c.fn
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def counts(self) -> list[Counts]:
+        return [Counts(*row) for row in self._rows.values()]
+
+    def by_key(self) -> dict[str, Counts]:
+        return {key: Counts(*row) for key, row in self._rows.items()}
+
+
 @dataclass(frozen=True)
 class MatchResult:
     """Counts plus the items themselves, for the per-case drill-down. Items are entity names or

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Literal, Protocol
 
 from benchsel.errors import UsageError
-from benchsel.scoring.match import Counts
+from benchsel.scoring.match import Counts, CountsByKey
 from benchsel.scoring.metrics import Estimate, Statistic, f1_of, recall_of
 from benchsel.scoring.scorecard import ModelScore, ReplyScore
 from benchsel.scoring.speed import SpeedStats
@@ -54,11 +54,10 @@ class Metric:
         """Counts per case id, summed over repeats (insertion order of the replies)."""
         if self.reply_counts is None:
             raise ValueError(f"metric {self.name} has no per-case counts")
-        out: dict[str, Counts] = {}
+        cases = CountsByKey()
         for reply in replies:
-            counts = self.reply_counts(reply)
-            out[reply.case_id] = out[reply.case_id] + counts if reply.case_id in out else counts
-        return out
+            cases.add(reply.case_id, self.reply_counts(reply))
+        return cases.by_key()
 
 
 def _hit(flag: bool) -> Counts:

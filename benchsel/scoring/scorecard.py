@@ -3,17 +3,17 @@ in the as-is view (what you would deploy today) and the content view (what the m
 
 from __future__ import annotations
 
-import gc
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from benchsel.evalset import DIFFICULTIES, Case, EvalSet
+from benchsel.gcpause import gc_paused
 from benchsel.scoring.fastschema import Check, compile_schema
 from benchsel.scoring.match import (
     Counts,
+    CountsByKey,
     Extracted,
     MatchResult,
     extract,
@@ -269,19 +269,6 @@ def score_reply(
 # ---- a whole system ---------------------------------------------------------------------------
 
 
-@contextmanager
-def gc_paused() -> Iterator[None]:
-    """No cyclic garbage collection inside: scoring builds many small acyclic objects that all stay
-    alive, and the collector's repeated passes over them took a quarter of a 10,000-reply score()."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
-
-
 def score(
     evalset: EvalSet,
     replies: Iterable[ReplyInput],
@@ -319,35 +306,12 @@ def score(
         return tally.result(seed=seed, resamples=resamples)
 
 
-def summarize(
-    scored: Sequence[ReplyScore], *, errors: int = 0, seed: int = 0, resamples: int = DEFAULT_RESAMPLES
-) -> ModelScore:
-    tally = Tally(errors=errors)
-    for reply in scored:
-        tally.add(reply, keep=True)
-    return tally.result(seed=seed, resamples=resamples)
-
-
 def total(counts: Iterable[Counts]) -> Counts:
     """Counts summed with plain integers (``sum`` of ``Counts`` builds one object per step)."""
     tp = fp = fn = 0
     for c in counts:
         tp, fp, fn = tp + c.tp, fp + c.fp, fn + c.fn
     return Counts(tp, fp, fn)
-
-
-def _add(sums: dict[str, list[int]], key: str, c: Counts) -> None:
-    row = sums.get(key)
-    if row is None:
-        sums[key] = [c.tp, c.fp, c.fn]
-    else:
-        row[0] += c.tp
-        row[1] += c.fp
-        row[2] += c.fn
-
-
-def _counts(sums: dict[str, list[int]]) -> list[Counts]:
-    return [Counts(*row) for row in sums.values()]
 
 
 @dataclass
@@ -369,9 +333,9 @@ class Tally:
     strict: int = 0
     schema: int = 0
     recovered: int = 0
-    # per view ("as_is", "content") and kind ("entities", "relationships"): case id -> [tp, fp, fn]
-    per_case: dict[tuple[str, str], dict[str, list[int]]] = field(default_factory=dict)
-    by_label: dict[str, dict[str, list[int]]] = field(default_factory=dict)
+    # per view ("as_is", "content") and kind ("entities", "relationships"): counts per case id
+    per_case: dict[tuple[str, str], CountsByKey] = field(default_factory=dict)
+    by_label: dict[str, CountsByKey] = field(default_factory=dict)
     difficulty: dict[str, _DifficultyTally] = field(default_factory=dict)
     kept: list[ReplyScore] = field(default_factory=list)
 
@@ -382,15 +346,13 @@ class Tally:
         self.recovered += reply.recovered
         for view_name in ("as_is", "content"):
             view: ViewMatch = getattr(reply, view_name)
-            _add(self.per_case.setdefault((view_name, "entities"), {}), reply.case_id, view.entities.counts)
-            _add(
-                self.per_case.setdefault((view_name, "relationships"), {}),
-                reply.case_id,
-                view.relationships.counts,
-            )
-            labels = self.by_label.setdefault(view_name, {})
+            self._cases(view_name, "entities").add(reply.case_id, view.entities.counts)
+            self._cases(view_name, "relationships").add(reply.case_id, view.relationships.counts)
+            labels = self.by_label.get(view_name)
+            if labels is None:
+                labels = self.by_label[view_name] = CountsByKey()
             for label, counts in view.relationships.by_label.items():
-                _add(labels, label, counts)
+                labels.add(label, counts)
         d = self.difficulty.setdefault(reply.difficulty, _DifficultyTally())
         d.replies += 1
         d.strict += reply.strict_json
@@ -399,6 +361,12 @@ class Tally:
         d.content_relationships += reply.content.relationships.counts
         if keep:
             self.kept.append(reply)
+
+    def _cases(self, view: str, kind: str) -> CountsByKey:
+        cases = self.per_case.get((view, kind))
+        if cases is None:
+            cases = self.per_case[(view, kind)] = CountsByKey()
+        return cases
 
     def result(self, *, seed: int = 0, resamples: int = DEFAULT_RESAMPLES) -> ModelScore:
         n = self.replies
@@ -412,13 +380,13 @@ class Tally:
             content=self._view("content", seed, resamples),
             by_difficulty=self._by_difficulty(),
             per_reply=tuple(self.kept),
-            cases=len(self.per_case.get(("as_is", "entities"), {})),
+            cases=len(self._cases("as_is", "entities")),
         )
 
     def _view(self, view: str, seed: int, resamples: int) -> ViewScore:
-        entities = _counts(self.per_case.get((view, "entities"), {}))
-        relationships = _counts(self.per_case.get((view, "relationships"), {}))
-        labels = {label: Counts(*row) for label, row in self.by_label.get(view, {}).items()}
+        entities = self._cases(view, "entities").counts()
+        relationships = self._cases(view, "relationships").counts()
+        labels = self.by_label[view].by_key() if view in self.by_label else {}
         return ViewScore(
             entities=_prf(entities, seed, resamples),
             relationships=_prf(relationships, seed + 1, resamples),
