@@ -146,7 +146,7 @@ class ModelScore:
 # ---- one reply --------------------------------------------------------------------------------
 
 
-class _SchemaCheck:
+class SchemaCheck:
     """A fast check generated for the common answer-schema keywords, and jsonschema (imported only
     when needed: a schema the fast check cannot read, or an answer to explain) for the rest."""
 
@@ -170,31 +170,24 @@ class _SchemaCheck:
 
 
 @lru_cache(maxsize=16)
-def _check(schema_json: str) -> _SchemaCheck:
-    return _SchemaCheck(schema_json)
+def _check(schema_json: str) -> SchemaCheck:
+    return SchemaCheck(schema_json)
 
 
-# id(schema) -> (the schema itself, kept alive so its id stays unique; its check)
-_BY_ID: dict[int, tuple[Mapping[str, Any], _SchemaCheck]] = {}
-
-
-def _checks(schema: Mapping[str, Any]) -> _SchemaCheck:
-    cached = _BY_ID.get(id(schema))
-    if cached is not None and cached[0] is schema:
-        return cached[1]
+def schema_check(schema: Mapping[str, Any] | SchemaCheck) -> SchemaCheck:
+    """The check of ``schema``, made once per distinct schema (keyed by its JSON text); score() makes
+    it once per call, so the text is not built per reply."""
+    if isinstance(schema, SchemaCheck):
+        return schema
     import json
 
-    check = _check(json.dumps(schema, sort_keys=True))
-    if len(_BY_ID) >= 16:
-        _BY_ID.clear()
-    _BY_ID[id(schema)] = (schema, check)
-    return check
+    return _check(json.dumps(schema, sort_keys=True))
 
 
-def schema_error(obj: Any, schema: Mapping[str, Any]) -> str | None:
-    """The first reason ``obj`` breaks ``schema``, or None when it validates. The schema is taken as
-    fixed once seen: a fast check for the common answer-schema keywords decides, jsonschema explains."""
-    check = _checks(schema)
+def schema_error(obj: Any, schema: Mapping[str, Any] | SchemaCheck) -> str | None:
+    """The first reason ``obj`` breaks ``schema``, or None when it validates: a fast check for the
+    common answer-schema keywords decides, jsonschema explains."""
+    check = schema_check(schema)
     if check.is_valid(obj):
         return None
     error = next(iter(check.validator.iter_errors(obj)), None)
@@ -211,23 +204,6 @@ def gold_of(case: Case) -> Extracted:
 _EMPTY = Extracted()
 
 
-# (id(gold), symmetric, strict) -> (gold, kept alive so the id stays its own; the view of no answer)
-_NOTHING: dict[tuple[int, frozenset[str], bool], tuple[Extracted, ViewMatch]] = {}
-
-
-def _nothing_predicted(gold: Extracted, symmetric: frozenset[str], strict: bool) -> ViewMatch:
-    """The as-is view of a reply that is not valid JSON: everything missed. Cached per gold."""
-    key = (id(gold), symmetric, strict)
-    cached = _NOTHING.get(key)
-    if cached is not None and cached[0] is gold:
-        return cached[1]
-    view = _view(gold, _EMPTY, symmetric, strict)
-    if len(_NOTHING) >= 4096:
-        _NOTHING.clear()
-    _NOTHING[key] = (gold, view)
-    return view
-
-
 def _view(gold: Extracted, pred: Extracted, symmetric: frozenset[str], strict: bool) -> ViewMatch:
     return ViewMatch(
         match_entities(gold, pred, strict=strict),
@@ -239,16 +215,22 @@ def score_reply(
     case: Case,
     parsed: ParsedReply,
     *,
-    schema: Mapping[str, Any],
+    schema: Mapping[str, Any] | SchemaCheck,
     symmetric: frozenset[str] = frozenset(),
     strict: bool = False,
     repeat: int = 0,
     gold: Extracted | None = None,
+    no_answer: ViewMatch | None = None,
 ) -> ReplyScore:
+    """One reply against its case. ``gold`` (the case's gold, extracted) and ``no_answer`` (the as-is view
+    of a reply that is not JSON: everything missed) may be passed in when made once per case."""
     gold = gold if gold is not None else gold_of(case)
     content_pred = extract(parsed.recovered)
     content = _view(gold, content_pred, symmetric, strict)
-    as_is = content if parsed.strict is not None else _nothing_predicted(gold, symmetric, strict)
+    if parsed.strict is not None:
+        as_is = content
+    else:
+        as_is = no_answer if no_answer is not None else _view(gold, _EMPTY, symmetric, strict)
     error = schema_error(parsed.strict, schema) if parsed.strict is not None else "not valid JSON"
     return ReplyScore(
         case_id=case.id,
@@ -282,8 +264,10 @@ def score(
     ``replies`` may be a stream; with ``keep_replies=False`` no per-reply row is kept (``per_reply`` is
     empty) and memory is bounded by the number of cases, not of replies."""
     tally = Tally()
+    # made once per case (and the schema's check once per call) rather than per reply
     golds: dict[str, Extracted] = {}
-    schema, symmetric = evalset.schema, evalset.symmetric_relations
+    no_answers: dict[str, ViewMatch] = {}
+    check, symmetric = schema_check(evalset.schema), evalset.symmetric_relations
     with gc_paused():
         for reply in replies:
             if reply.error is not None:
@@ -293,14 +277,21 @@ def score(
             gold = golds.get(case.id)
             if gold is None:
                 gold = golds[case.id] = gold_of(case)
+            parsed = parse_reply(reply.output)
+            no_answer = None
+            if parsed.strict is None:
+                no_answer = no_answers.get(case.id)
+                if no_answer is None:
+                    no_answer = no_answers[case.id] = _view(gold, _EMPTY, symmetric, strict)
             scored = score_reply(
                 case,
-                parse_reply(reply.output),
-                schema=schema,
+                parsed,
+                schema=check,
                 symmetric=symmetric,
                 strict=strict,
                 repeat=reply.repeat,
                 gold=gold,
+                no_answer=no_answer,
             )
             tally.add(scored, keep=keep_replies)
         return tally.result(seed=seed, resamples=resamples)
