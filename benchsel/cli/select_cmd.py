@@ -44,20 +44,13 @@ def _console() -> Console:
 
 
 def resolve_vram(vram: str | None, echo: Callable[[str], None]) -> int:
-    """--vram, else the largest detected GPU; neither is a usage error."""
-    from benchsel import hardware
+    """--vram, else the largest detected GPU (said with ``echo``)."""
+    from benchsel.hardware import format_bytes, vram_budget
 
-    if vram is not None:
-        return _bytes_option("--vram", vram) or 0
-    gpus = hardware.detect_gpus()
-    if not gpus:
-        raise UsageError("no GPU detected - pass --vram, e.g. --vram 8GiB")
-    gpu = max(gpus, key=lambda g: g.total_bytes)
-    echo(
-        f"Using GPU {gpu.index}: {gpu.name}, {hardware.format_bytes(gpu.total_bytes)} "
-        "(pass --vram to override)"
-    )
-    return gpu.total_bytes
+    budget, gpu = vram_budget(vram)
+    if gpu is not None:
+        echo(f"Using GPU {gpu.index}: {gpu.name}, {format_bytes(gpu.total_bytes)} (pass --vram to override)")
+    return budget
 
 
 KV_CACHE_TYPES = ["f16", "bf16", "f32", "q8_0", "q4_0"]
@@ -288,20 +281,6 @@ def render_selection(selection: Selection, console: Console) -> None:
         console.print("VRAM was not checked: pass --vram", soft_wrap=True)
 
 
-def model_names(backend: Any, kind: str) -> list[str]:
-    """The models a backend can serve: Ollama's list, or the demo models for the embedded engine."""
-    lister = getattr(backend, "list_models", None)
-    if callable(lister):
-        return list(lister())
-    if kind == "llamacpp" or getattr(backend, "name", "") == "llamacpp":
-        from benchsel.backends.demo import DEMO_MODELS
-
-        return list(DEMO_MODELS)
-    raise UsageError(
-        f"the {kind} backend cannot list its models - pass model names to `benchsel run --models`"
-    )
-
-
 @click.command()
 @backend_options
 @click.option(
@@ -335,13 +314,13 @@ def models(
       benchsel models --num-ctx 8192 --kv-cache q8_0
       benchsel models --backend llamacpp
     """
-    from benchsel.backends.select import make_backend
+    from benchsel.backends.select import make_backend, served_models
     from benchsel.selection import Constraints, describe_candidates
 
     constraints = Constraints.of(num_ctx=num_ctx, parallel=parallel, kv_cache=kv_cache)
     served = make_backend(backend, host=host, base_url=base_url)
     try:
-        candidates = describe_candidates(served, model_names(served, backend), constraints)
+        candidates = describe_candidates(served, served_models(served, backend), constraints)
     finally:
         served.close()
     console = _console()

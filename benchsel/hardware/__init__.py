@@ -13,6 +13,7 @@ from benchsel.hardware.gpu import (
     parse_nvidia_smi,
     parse_rocm_smi,
     run_command,
+    vram_budget,
 )
 from benchsel.hardware.llama_log import (
     LlamaServerBuffer,
@@ -129,5 +130,6 @@ __all__ = [
     "run_command",
     "sliding_cells_per_slot",
     "training_memory_from_model_info",
+    "vram_budget",
     "vram_figure",
 ]

@@ -8,7 +8,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from benchsel.hardware.units import MIB
+from benchsel.errors import UsageError
+from benchsel.hardware.units import MIB, parse_bytes
 
 # ---------------------------------------------------------------- GPU detection
 
@@ -85,3 +86,18 @@ def parse_rocm_smi(text: str, *, first_index: int = 0) -> list[Gpu]:
                 )
             )
     return gpus
+
+
+def vram_budget(vram: str | None) -> tuple[int, Gpu | None]:
+    """The VRAM to deploy on: ``vram`` (a size such as 8GiB) when given, else the largest detected GPU,
+    returned too so the caller can say which was used. Neither is a usage error."""
+    if vram is not None:
+        try:
+            return parse_bytes(vram), None
+        except UsageError as exc:
+            raise UsageError(f"--vram: {exc}") from None
+    gpus = detect_gpus()
+    if not gpus:
+        raise UsageError("no GPU detected - pass --vram, e.g. --vram 8GiB")
+    gpu = max(gpus, key=lambda g: g.total_bytes)
+    return gpu.total_bytes, gpu
