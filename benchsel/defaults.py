@@ -23,7 +23,8 @@ DEPRECATED_CACHE_ENV = "BENCHSEL_CACHE"
 
 
 def cache_dir() -> Path:
-    """$BENCHSEL_CACHE_DIR, else the deprecated $BENCHSEL_CACHE, else ~/.cache/benchsel."""
+    """$BENCHSEL_CACHE_DIR, else the deprecated $BENCHSEL_CACHE, else $XDG_CACHE_HOME/benchsel, else
+    ~/.cache/benchsel."""
     value = os.environ.get(CACHE_DIR_ENV)
     if not value and os.environ.get(DEPRECATED_CACHE_ENV):
         warnings.warn(
@@ -32,4 +33,6 @@ def cache_dir() -> Path:
             stacklevel=2,
         )
         value = os.environ[DEPRECATED_CACHE_ENV]
-    return Path(value) if value else Path.home() / ".cache" / "benchsel"
+    if value:
+        return Path(value)
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "benchsel"

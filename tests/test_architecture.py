@@ -27,6 +27,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
         "benchsel.paths",
         "benchsel.chat_templates",
         "benchsel.gcpause",
+        "benchsel.digest",
     ),
     ("benchsel.hardware", "benchsel.evalset", "benchsel.store"),
     ("benchsel.synthetic",),

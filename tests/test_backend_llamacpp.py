@@ -15,6 +15,7 @@ from benchsel.backends.engine import LlamaServer
 from benchsel.backends.ggufmeta import parameter_size, quantization_name, read_model_info
 from benchsel.backends.llamacpp import LlamaCppBackend, resolve_model
 from benchsel.backends.openai import OpenAIBackend
+from benchsel.defaults import cache_dir
 from benchsel.errors import ModelNotFound, UsageError
 from benchsel.records import RequestOptions
 
@@ -70,7 +71,7 @@ def test_gemma3_metadata_fills_vocab_size_from_the_token_list(gemma3_path: Path)
 def test_metadata_is_cached_on_disk(smollm2_path: Path) -> None:
     ggufmeta._memory.clear()
     first = read_model_info(smollm2_path)
-    files = list((ggufmeta.cache_dir() / "gguf").glob("*.json"))
+    files = list((cache_dir() / "gguf").glob("*.json"))
     assert len(files) == 1
     assert json.loads(files[0].read_text())["model_info"] == first
     ggufmeta._memory.clear()

@@ -25,6 +25,9 @@ def test_the_old_variable_is_a_deprecated_alias(monkeypatch: pytest.MonkeyPatch,
     with pytest.warns(DeprecationWarning, match="set BENCHSEL_CACHE_DIR instead"):
         assert defaults.cache_dir() == tmp_path / "old"
     monkeypatch.delenv("BENCHSEL_CACHE")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert defaults.cache_dir() == tmp_path / "xdg" / "benchsel"
+    monkeypatch.delenv("XDG_CACHE_HOME")
     monkeypatch.setenv("HOME", str(tmp_path))
     assert defaults.cache_dir() == tmp_path / ".cache" / "benchsel"
 
