@@ -1,5 +1,7 @@
 """A LoRA training step through benchsel's trainer vs plain peft + trl with the same settings, on the tiny
-random Llama; the median step time of each, their ratio (goal: within 10%), into docs/performance.md."""
+random Llama; the median step time of each, their ratio (goal: within 10%), into docs/performance.md.
+With ``--model NAME`` (repeatable): a real model's seconds per step, tokens/s and peak RSS instead, e.g.
+``engine-lock python benchmarks/bench_train_step.py --model smollm2:135m --steps 4 --batch 2 --n 40``."""
 
 from __future__ import annotations
 
@@ -62,9 +64,8 @@ def plain_step_s(hf_dir: Path, train: list[Any], val: list[Any], steps: int, out
         learning_rate=2e-4, lr_scheduler_type="cosine", logging_steps=1, eval_strategy="epoch",
         save_strategy="no", max_length=2048, seed=0, use_cpu=True, bf16=False, report_to="none",
         disable_tqdm=True,
-        # the same as benchsel's settings: SFTConfig turns activation checkpointing on by default,
-        # benchsel only for QLoRA (it trades a second forward pass for memory)
-        activation_checkpointing=False,
+        # the same as benchsel's default (and SFTConfig's): activation checkpointing on
+        activation_checkpointing=True,
     )  # fmt: skip
     trainer = SFTTrainer(
         model=AutoModelForCausalLM.from_pretrained(hf_dir),
@@ -130,8 +131,8 @@ def section(figures: dict[str, float], steps: int, rounds: int) -> str:
             "",
             f"Goal: within 10% of plain peft + trl: {verdict}. Both build the same `SFTTrainer` "
             "(benchsel's config differs only in bookkeeping: epoch checkpoints, best-model tracking, "
-            "counted tokens), and the plain side is given benchsel's activation-checkpointing "
-            "setting (off without QLoRA; `SFTConfig` turns it on by default).",
+            "counted tokens, the loss from the answer positions' logits only), and both checkpoint "
+            "activations.",
             f"Measured {date.today()} with Python {platform.python_version()} on {os.cpu_count()} CPUs "
             f"({platform.machine()}), 1-minute load average {os.getloadavg()[0]:.1f}.",
             END,
@@ -139,13 +140,107 @@ def section(figures: dict[str, float], steps: int, rounds: int) -> str:
     )
 
 
+def model_step(model: str, steps: int, batch: int, n: int) -> dict[str, Any]:
+    """One real model, benchsel's trainer: per-step seconds, tokens/s and peak RSS of training itself
+    (run in a process of its own, so one model's peak does not hide the next's)."""
+    from benchsel.evalset import load_evalset
+    from benchsel.train.base import resolve_base
+    from benchsel.train.data import prepare
+    from benchsel.train.lora import TrainSettings, train_lora
+    from benchsel.train.pipeline import render_rows, synthetic_examples
+
+    base = resolve_base(model)
+    evalset = load_evalset("extraction-v1")
+    data = prepare(synthetic_examples(n, 0, evalset), schema=evalset.schema, evalset=evalset)
+    train, val = render_rows(base, data.train), render_rows(base, data.validation)[:2]
+    stamps: list[float] = []
+    settings = TrainSettings.model_validate(
+        {**SETTINGS, "per_device_batch_size": batch, "max_steps": steps, "load_best_model_at_end": False}
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+
+        def stamp(event: Any) -> None:
+            if event.loss is not None:
+                stamps.append(time.perf_counter())
+
+        result = train_lora(base, train, val, settings, Path(tmp), stamp)
+    gaps = [b - a for a, b in zip(stamps, stamps[1:], strict=False)]  # the first step includes warm-up
+    lengths = [len(row["input_ids"]) for row in train]
+    return {
+        "model": model,
+        "batch": batch,
+        "mean_tokens": statistics.mean(lengths),
+        "step_s": statistics.median(gaps) if gaps else result.train_seconds / max(result.steps, 1),
+        "tokens_per_s": result.tokens_per_s,
+        "peak_rss_gib": result.peak_memory_bytes / 2**30,
+        "baseline_rss_gib": result.baseline_memory_bytes / 2**30,
+        "losses": list(result.train_losses),
+    }
+
+
+def model_section(rows: list[dict[str, Any]], steps: int, load: str, command: str) -> str:
+    lines = [
+        "<!-- bench_train_model -->",
+        "## Training a real model on the CPU (`benchmarks/bench_train_step.py --model NAME`)",
+        "",
+        f"benchsel's trainer (LoRA r=16 on all linear layers, fp32, activation checkpointing on), "
+        f"extraction-v1 synthetic examples, {steps} steps; the step time is the median after the first.",
+        "",
+        "| Model | Batch | Tokens per example | Seconds per step | Tokens/s | Peak RSS | RSS before |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    lines += [
+        f"| {Path(r['model']).name} | {r['batch']} | {r['mean_tokens']:.0f} | {r['step_s']:.1f} "
+        f"| {r['tokens_per_s']:.0f} | {r['peak_rss_gib']:.2f} GiB | {r['baseline_rss_gib']:.2f} GiB |"
+        for r in rows
+    ]
+    lines += [
+        "",
+        f"Measured {date.today()} with Python {platform.python_version()} on {os.cpu_count()} CPUs "
+        f"({platform.machine()}); `uptime` before: {load}. The machine is shared: step times vary with "
+        "what else runs, the peak RSS does not.",
+        f"Command: `engine-lock python benchmarks/bench_train_step.py {command}`.",
+        "<!-- /bench_train_model -->",
+    ]
+    return "\n".join(lines)
+
+
+def run_models(models: list[str], steps: int, batch: int, n: int) -> list[dict[str, Any]]:
+    import json
+    import subprocess
+
+    rows = []
+    for model in models:
+        argv = [sys.executable, __file__, "--child", model, "--steps", str(steps), "--batch", str(batch)]
+        done = subprocess.run([*argv, "--n", str(n)], capture_output=True, text=True, check=True)
+        rows.append(json.loads(done.stdout.strip().splitlines()[-1]))
+        print(rows[-1])
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--model", action="append", help="a real base (demo name, tag, .gguf); repeatable")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument("--batch", type=int, default=2, help="with --model: per-device batch")
     parser.add_argument("--steps", type=int, default=22)
     parser.add_argument("--n", type=int, default=120, help="synthetic examples")
     parser.add_argument("--rounds", type=int, default=4, help="alternating rounds of both trainers")
     parser.add_argument("--no-write", action="store_true", help="print only; leave docs/performance.md alone")
     args = parser.parse_args()
+    if args.child:
+        import json
+
+        print(json.dumps(model_step(args.child, args.steps, args.batch, args.n)))
+        return
+    if args.model:
+        import subprocess
+
+        load = subprocess.run(["uptime"], capture_output=True, text=True, check=False).stdout.strip()
+        rows = run_models(args.model, args.steps, args.batch, args.n)
+        if not args.no_write:
+            record(model_section(rows, args.steps, load, " ".join(sys.argv[1:])))
+        return
     figures = measure(args.steps, args.n, args.rounds)
     for key, value in figures.items():
         print(f"{key:>16}: {value:.4f}")

@@ -54,6 +54,7 @@ def run(
     threads: int | None = None,
     prompt_cache: bool = True,
     lora: str | Path | None = None,
+    lora_name: str | None = None,
     db: str | Path | None = None,
     on_event: EventCallback | None = None,
     on_pull: Callable[[str], Callable[[Any], None]] | None = None,
@@ -68,7 +69,10 @@ def run(
     with no score; ``summary.nothing_scored`` says the whole run produced nothing to score.
 
     Several ``host`` values (or a ``hosts_file``) spread the models over those servers; ``ray`` (an
-    address, 'auto' or 'local') runs each model as a task on a Ray cluster."""
+    address, 'auto' or 'local') runs each model as a task on a Ray cluster.
+
+    With ``lora`` (a GGUF adapter, embedded engine only) each model is its base served with the adapter,
+    named ``BASE+NAME`` (``lora_name``, default the adapter's name) so runs tell it from its base."""
     from benchsel.backends.select import make_backend
     from benchsel.prefix_cache import effective_prompt_cache
     from benchsel.slots import AUTO, auto_backend_concurrency, auto_engine_slots, parse_concurrency
@@ -101,6 +105,8 @@ def run(
         think=think,
         timeout_s=timeout_s,
     )
+    if lora is not None:
+        backend, lora, model_names = _with_lora(backend, Path(lora), lora_name, model_names)
     hosts = [host] if isinstance(host, str) else list(host or ())
     named = any("=" in text.split("://")[0] for text in hosts)  # NAME=URL: a host of a multi-host run
     if ray is not None or hosts_file is not None or len(hosts) > 1 or named:
@@ -184,6 +190,21 @@ def _run_spread(
     specs = [parse_host(text, backend) for text in hosts]
     specs += load_hosts_file(hosts_file) if hosts_file is not None else []
     return run_on_hosts(spec, specs, store, on_event=on_event, hardware=_hardware())
+
+
+def _with_lora(
+    backend: str, lora: Path, lora_name: str | None, models: tuple[str, ...]
+) -> tuple[str, Path, tuple[str, ...]]:
+    """The embedded engine, the adapter's absolute path (llama-server runs in another working
+    directory), and the models named ``BASE+NAME``."""
+    from benchsel.backends.llamacpp import lora_model_name
+
+    if backend not in ("auto", "llamacpp"):
+        raise UsageError(f"--lora needs the embedded engine (--backend llamacpp), not --backend {backend}")
+    if not lora.is_file():
+        raise UsageError(f"--lora {lora}: no such file - give the adapter.gguf that `benchsel train` wrote")
+    lora = lora.expanduser().resolve()
+    return "llamacpp", lora, tuple(lora_model_name(model, lora, lora_name) for model in models)
 
 
 def _pull_missing(

@@ -128,13 +128,10 @@ class _Coordinator:
         self.snapshots = {m: inventory[h][m] for m, h in assignment.host_of.items()}
         digests = [self.snapshots[m].digest for m in self.spec.models]
         kinds = "+".join(sorted({host.backend for host in self.hosts}))
+        names = cast(Backend, BackendNames(kinds))
+        key = runner.run_key(self.spec, names, digests)
         record, resumed = runner.open_run(
-            self.spec,
-            cast(Backend, BackendNames(kinds)),
-            self.store,
-            ", ".join(host.name for host in self.hosts),
-            self.hardware,
-            digests,
+            self.spec, key, names, self.store, ", ".join(host.name for host in self.hosts), self.hardware
         )
         self.record = record
         self.emit(RunStarted(record, resumed))

@@ -133,6 +133,9 @@ class PrimedBackend:
     def unload(self, model: str) -> None:
         self.inner.unload(model)
 
+    def abort(self) -> None:
+        self.inner.abort()
+
     def close(self) -> None:
         self.inner.close()
 

@@ -258,13 +258,10 @@ class _RayRun:
         snapshots = self._describe_all()
         digests = [snapshots[model].digest for model in self.spec.models]
         kinds = "+".join(sorted({snapshot.backend for snapshot in snapshots.values()}))
+        names = cast(Backend, BackendNames(kinds))
+        key = runner.run_key(self.spec, names, digests)
         record, resumed = runner.open_run(
-            self.spec,
-            cast(Backend, BackendNames(kinds)),
-            self.store,
-            f"ray:{self.address}",
-            self.hardware,
-            digests,
+            self.spec, key, names, self.store, f"ray:{self.address}", self.hardware
         )
         self.record = record
         self.emit(RunStarted(record, resumed))

@@ -1,8 +1,11 @@
 """The records every layer shares: what a request asks for, what a model is, how much memory it took,
-what came back, and the cold prefill of a primed prompt. Values only: no I/O, no imports of benchsel."""
+what came back, and the cold prefill of a primed prompt; and the reading of a server's reply fields into
+them. Values only: no I/O, no imports of benchsel."""
 
 from __future__ import annotations
 
+import json
+import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -15,6 +18,9 @@ __all__ = [
     "RequestOptions",
     "ThinkMode",
     "TimingSource",
+    "reply_count",
+    "reply_text",
+    "storable_text",
 ]
 
 FormatMode = Literal["none", "json", "schema"]
@@ -144,3 +150,34 @@ class ColdPrefill:
         if self.tokens < MIN_COLD_TOKENS or self.duration_ns <= 0:
             return None
         return self.tokens / self.duration_ns * 1e9
+
+
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def storable_text(text: str) -> str:
+    """``text`` as UTF-8 can hold it: a surrogate pair split across two pieces of a stream is joined into
+    its character, and each lone surrogate (JSON may escape one, ``"\\ud800"``) is marked as U+FFFD;
+    everything else is kept as is."""
+    if not _LONE_SURROGATE.search(text):
+        return text
+    return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+
+
+def reply_text(value: Any) -> str:
+    """A reply field as text, whatever the server put there: a string as is, nothing as "", and an
+    object, list or number as its JSON, so that the model's output is stored and scored, never dropped."""
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        value = json.dumps(value, ensure_ascii=False, default=str)
+    return storable_text(value)
+
+
+def reply_count(value: Any) -> int:
+    """A token count or duration from a server's reply; anything that is not a finite number is 0."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError, OverflowError):
+        return 0
+    return int(number) if number == number and abs(number) != float("inf") else 0

@@ -6,11 +6,13 @@ runner works without a terminal. Re-running the same command sends only what is 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import signal
 import threading
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -20,16 +22,13 @@ from typing import Any, TypeVar
 from benchsel import __version__
 from benchsel.backends.base import Backend
 from benchsel.contention import CpuSampler
-from benchsel.errors import BenchselError, RequestRejected, TransportError
+from benchsel.errors import BenchselError, RequestAborted, RequestRejected, RunTerminated, TransportError
 from benchsel.evalset import Case, EvalSet
 from benchsel.prefix_cache import prime
 from benchsel.records import ColdPrefill, Memory, ModelSnapshot, Reply, RequestOptions
 from benchsel.store import RunRecord, Store, StoredResult
 
 T = TypeVar("T")
-
-# Loading weights from disk can take far longer than one answer: the load gets its own time limit.
-LOAD_TIMEOUT_S = 600.0
 
 # After this many requests in a row fail in transport (each after its retries), the server is taken
 # to be gone: the run stops, keeps what it has, and a re-run resumes.
@@ -202,27 +201,51 @@ def run(
     emit = on_event or (lambda event: None)
     snapshots = {model: backend.describe(model) for model in spec.models}
     digests = [snapshots[model].digest for model in spec.models]
-    record, resumed = _open_run(spec, backend, store, host, hardware or {}, digests)
-    emit(RunStarted(record, resumed))
-    store.set_status(record.id, "running")
-    try:
-        for model in spec.models:
-            _run_model(spec, backend, store, record, snapshots[model], emit)
-    except BaseException:
-        store.set_status(record.id, "interrupted")
-        raise
-    _, errors = store.result_counts(record.id)
-    status = "complete" if errors == 0 else "complete-with-errors"
-    store.set_status(record.id, status)
+    key = run_key(spec, backend, digests)
+    with store.lease(key), _sigterm_interrupts():
+        record, resumed = _open_run(spec, key, backend, store, host, hardware or {})
+        store.attach_lease(key, record.id)
+        emit(RunStarted(record, resumed))
+        store.set_status(record.id, "running")
+        try:
+            for model in spec.models:
+                _run_model(spec, backend, store, record, snapshots[model], emit)
+        except BaseException:
+            # best effort: a full disk may refuse this write too; a run whose process is gone is shown
+            # as interrupted anyway (see Store.runs)
+            with contextlib.suppress(BenchselError):
+                store.set_status(record.id, "interrupted")
+            raise
+        _, errors = store.result_counts(record.id)
+        status = "complete" if errors == 0 else "complete-with-errors"
+        store.set_status(record.id, status)
     finished = replace(record, status=status)
     emit(RunFinished(finished))
     return finished
 
 
+@contextlib.contextmanager
+def _sigterm_interrupts() -> Iterator[None]:
+    """While a run is in progress, SIGTERM (`timeout`, `docker stop`, CI cancel) stops it the way Ctrl-C
+    does: every reply kept, the engine stopped, the run marked interrupted. Only the main thread can
+    install a signal handler; elsewhere the caller's handling stays."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def terminate(signum: int, frame: object) -> None:
+        raise RunTerminated()
+
+    previous = signal.signal(signal.SIGTERM, terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def _open_run(
-    spec: RunSpec, backend: Backend, store: Store, host: str, hardware: dict[str, Any], digests: list[str]
+    spec: RunSpec, key: str, backend: Backend, store: Store, host: str, hardware: dict[str, Any]
 ) -> tuple[RunRecord, bool]:
-    key = run_key(spec, backend, digests)
     previous = None if spec.fresh else store.latest_run_with_key(key)
     if previous is not None:
         return previous, True
@@ -283,9 +306,8 @@ def _run_model(
         spec,
         threading.Event(),
         lambda attempt, exc: emit(Retrying(model, "(load)", attempt, str(exc))),
-        lambda: backend.load(
-            model, replace(spec.options, timeout_s=max(spec.options.timeout_s, LOAD_TIMEOUT_S))
-        ),
+        # the backend that loads weights on this call (Ollama) gives it a longer limit of its own
+        lambda: backend.load(model, spec.options),
     )
     store.save_model(record.id, snapshot, load_s=load_s)
     emit(ModelLoaded(model, load_s))
@@ -320,14 +342,14 @@ def _send_all(
     failures_in_a_row = 0
     last_error = ""
 
-    def one(case: Case, repeat: int, key: str) -> StoredResult:
-        result = _request(spec, backend, record.id, model, case, repeat, key, schema, stop, emit)
-        store.add_result(result)
-        return result
+    def one(case: Case, repeat: int, key: str) -> _Outcome:
+        outcome = _request(spec, backend, record.id, model, case, repeat, key, schema, stop, emit)
+        store.add_result(outcome.result)
+        return outcome
 
     pool = ThreadPoolExecutor(max_workers=max(1, spec.concurrency), thread_name_prefix="benchsel")
     queue = list(reversed(pending))
-    running: set[Future[StoredResult]] = set()
+    running: set[Future[_Outcome]] = set()
     try:
         while queue or running:
             while queue and len(running) < max(1, spec.concurrency) and not stop.is_set():
@@ -336,11 +358,10 @@ def _send_all(
                 break
             done, running = wait(running, timeout=0.5, return_when=FIRST_COMPLETED)
             for future in done:
-                result = future.result()
+                outcome = future.result()
+                result = outcome.result
                 errors += not result.ok
-                transport_failure = result.error_kind is not None and result.error_kind.startswith(
-                    "transport"
-                )
+                transport_failure = isinstance(outcome.error, TransportError)
                 failures_in_a_row = failures_in_a_row + 1 if transport_failure else 0
                 last_error = result.error_message or last_error
                 emit(ReplyStored(model, result.case_id, result.repeat, result.reply, result.error_kind))
@@ -354,8 +375,13 @@ def _send_all(
                 f"fix the server and re-run the same command to resume ({left} requests not sent)",
                 record.id,
             )
-    except KeyboardInterrupt:
+    except BaseException:
+        # Ctrl-C, SIGTERM, a failed store write: end the requests in flight now instead of waiting for
+        # their answers (what arrived is stored; the rest is sent again on resume).
         stop.set()
+        abort = getattr(backend, "abort", None)
+        if abort is not None:
+            abort()
         raise
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
@@ -364,6 +390,14 @@ def _send_all(
 
 def _retry_event(emit: EventCallback, model: str, what: str, attempt: int, exc: TransportError) -> None:
     emit(Retrying(model, what, attempt, str(exc)))
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    """A stored result and the error behind it, so callers test classes, not the stored strings."""
+
+    result: StoredResult
+    error: BenchselError | None = None
 
 
 def _retrying(
@@ -396,7 +430,7 @@ def _request(
     schema: dict[str, Any] | None,
     stop: threading.Event,
     emit: EventCallback,
-) -> StoredResult:
+) -> _Outcome:
     """One request with retries for transport failures only; a bad answer is never retried."""
     messages = spec.evalset.prompt.messages(case.text)
     base = StoredResult(run_id, model, case.id, repeat, key, None)
@@ -406,15 +440,18 @@ def _request(
 
     try:
         reply = _retrying(spec, stop, on_retry, lambda: backend.chat(model, messages, spec.options, schema))
+    except RequestAborted:
+        raise  # the run is stopping: nothing to store, the case is sent again on resume
     except TransportError as exc:
-        return replace(base, error_kind=f"transport:{exc.kind}", error_message=str(exc))
+        return _Outcome(replace(base, error_kind=f"transport:{exc.kind}", error_message=str(exc)), exc)
     except RequestRejected as exc:
-        return replace(base, error_kind=f"rejected:{exc.kind}", error_message=str(exc))
+        return _Outcome(replace(base, error_kind=f"rejected:{exc.kind}", error_message=str(exc)), exc)
     except BenchselError as exc:
         if exc.exit_code == 2:
             raise
-        return replace(base, error_kind=f"error:{type(exc).__name__}", error_message=str(exc)[:500])
-    return replace(base, reply=reply)
+        kind = f"error:{type(exc).__name__}"
+        return _Outcome(replace(base, error_kind=kind, error_message=str(exc)[:500]), exc)
+    return _Outcome(replace(base, reply=reply))
 
 
 # One model's share of a run, and opening the run record: the multi-host and Ray coordinators

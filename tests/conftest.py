@@ -1,4 +1,5 @@
-"""Session fixtures that start real llama-server processes on the demo GGUF models, and the opt-in
+"""Session fixtures that start real llama-server processes on the demo GGUF models (SmolLM2 and Gemma for
+fast plumbing, Qwen2.5-Coder-0.5B where a test asserts on real extraction output), and the opt-in
 switches for tests that need a real Ollama or a GPU."""
 
 from __future__ import annotations
@@ -77,4 +78,18 @@ def gemma3_server(gemma3_path: Path) -> Iterator[LlamaServer]:
     with LlamaServer(
         gemma3_path, ctx=4096, slots=1, chat_template=demo_chat_template("gemma3:270m")
     ) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def qwen05_path() -> Path:
+    """Qwen2.5-Coder-0.5B-Instruct, assembled from its pinned part wheels (`make setup` installs them):
+    the demo model that answers the task properly, for tests that assert on real extraction output."""
+    return demo_model_path("qwen2.5-coder:0.5b")
+
+
+@pytest.fixture(scope="session")
+def qwen05_server(qwen05_path: Path) -> Iterator[LlamaServer]:
+    """A started llama-server on Qwen2.5-Coder-0.5B with one slot of 4096 tokens (its own chat template)."""
+    with LlamaServer(qwen05_path, ctx=4096, slots=1) as server:
         yield server

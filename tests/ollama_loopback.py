@@ -20,6 +20,7 @@ import json
 import re
 import socket
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterable, Iterator
@@ -31,10 +32,10 @@ from typing import Any, Literal
 
 import httpx
 
-from benchsel.backends.demo import demo_chat_template
+from benchsel.backends.demo import DEMO_MODELS, demo_chat_template, demo_model_path
 from benchsel.backends.ggufmeta import file_sha256, parameter_size, quantization_name, read_model_info
 
-__all__ = ["FakeModel", "FakeOllama", "Fault", "FaultKind"]
+__all__ = ["FakeModel", "FakeOllama", "Fault", "FaultKind", "demo_fake_model"]
 
 VERSION = "0.33.0"
 DEFAULT_KEEP_ALIVE_S = 300.0
@@ -60,10 +61,17 @@ class FakeModel:
     parameters: str = ""
     projector_info: dict[str, Any] | None = None  # a test double for a multimodal model's projector
     adapters: dict[str, str] = field(default_factory=dict)  # name -> digest, set by /api/create
+    license: str = ""
 
     @property
     def thinks(self) -> bool:
         return self.thinking_text is not None
+
+
+def demo_fake_model(name: str, engine: Any) -> FakeModel:
+    """The Ollama tag of a demo model (smollm2:135m, gemma3:270m, qwen2.5-coder:0.5b, ...) served from
+    benchsel's own copy of the GGUF, as ``ollama pull`` of the same tag would give it."""
+    return FakeModel(name, demo_model_path(name), engine)
 
 
 @dataclass
@@ -89,6 +97,7 @@ class _State:
     faults: list[Fault] = field(default_factory=list)
     requests: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     blobs: dict[str, int] = field(default_factory=dict)  # digest -> size of uploaded files
+    blob_files: dict[str, Path] = field(default_factory=dict)  # digest -> the uploaded bytes, on disk
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -148,6 +157,8 @@ class FakeOllama:
             self._server.shutdown()
             self._server.server_close()
             self._server = None
+        for path in self.state.blob_files.values():
+            path.unlink(missing_ok=True)
 
     def __enter__(self) -> FakeOllama:
         return self.start()
@@ -414,8 +425,9 @@ class _Handler(BaseHTTPRequestHandler):
         capabilities = ["completion"] + (["thinking"] if model.thinks else [])
         capabilities += ["vision"] if model.projector_info else []
         template = model.template or demo_chat_template(model.name) or info.get("tokenizer.chat_template", "")
+        demo = DEMO_MODELS.get(model.name)
         reply = {
-            "license": "",
+            "license": model.license or (demo.licence if demo else ""),
             "modelfile": f"FROM {model.gguf_path}\n",
             "parameters": model.parameters,
             "template": template,
@@ -438,11 +450,19 @@ class _Handler(BaseHTTPRequestHandler):
         with self.state.lock:
             existed = digest in self.state.blobs
             self.state.blobs[digest] = len(data)
+            if not existed:  # kept so that a model created FROM the file (``files``) can be shown
+                with tempfile.NamedTemporaryFile(prefix="fake-ollama-", delete=False) as handle:
+                    handle.write(data)
+                self.state.blob_files[digest] = Path(handle.name)
         self._send(200 if existed else 201, b"", "text/plain")
 
     def _create(self, body: dict[str, Any]) -> None:
         """``POST /api/create`` from an existing tag plus adapters: a new tag that serves the base's GGUF
-        and engine (the double does not apply the adapter; it checks the adapter was uploaded)."""
+        and engine (the double does not apply the adapter; it checks the adapter was uploaded); or from an
+        uploaded GGUF (``files``): a new tag with no engine, for the metadata routes."""
+        if body.get("files") and not body.get("from"):
+            self._create_from_files(body)
+            return
         base = self.state.models.get(_full_name(str(body.get("from") or "")))
         if base is None:
             self._error(404, f"model '{body.get('from')}' not found")
@@ -460,6 +480,26 @@ class _Handler(BaseHTTPRequestHandler):
         created = replace(
             base, name=str(body.get("model")), template=body.get("template") or base.template,
             parameters="\n".join(lines) or base.parameters, adapters=dict(body.get("adapters") or {}),
+        )  # fmt: skip
+        with self.state.lock:
+            self.state.models[_full_name(created.name)] = created
+        self._send(200, {"status": "success"})
+
+    def _create_from_files(self, body: dict[str, Any]) -> None:
+        [digest] = list(body["files"].values())
+        path = self.state.blob_files.get(digest)
+        if path is None:
+            self._error(400, f"blob {digest} not found - upload it with POST /api/blobs first")
+            return
+        parameters = body.get("parameters") or {}
+        lines = [
+            f"{k} {json.dumps(v)}"
+            for k, vs in parameters.items()
+            for v in (vs if isinstance(vs, list) else [vs])
+        ]
+        created = FakeModel(
+            str(body.get("model")), path, engine=None, template=body.get("template"),
+            parameters="\n".join(lines), license=str(body.get("license") or ""),
         )  # fmt: skip
         with self.state.lock:
             self.state.models[_full_name(created.name)] = created

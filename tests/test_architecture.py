@@ -40,10 +40,11 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("benchsel.multihost",),
     ("benchsel.raymode",),
     ("benchsel.selection",),
-    ("benchsel.report", "benchsel.train"),
+    ("benchsel.train",),
     ("benchsel.api",),
-    ("benchsel.loop",),
     ("benchsel.probe",),
+    ("benchsel.report",),
+    ("benchsel.loop",),
     ("benchsel.cli",),
     ("benchsel.__main__",),
 )

@@ -69,16 +69,16 @@ def test_resolve_host_follows_ollama_host(monkeypatch: pytest.MonkeyPatch) -> No
         (ollama.ResponseError('"m:1b" does not support thinking', 400), CapabilityError, None),
         (ollama.ResponseError("server busy", 503), TransportError, "busy"),
         (ollama.ResponseError("runner terminated", 500), TransportError, "server_error"),
-        (ollama.ResponseError("runner crashed"), TransportError, "stream_error"),
+        (ollama.ResponseError("runner crashed"), TransportError, "server_error"),
         (ollama.ResponseError("invalid options", 400), RequestRejected, "http_400"),
         (ConnectionError("refused"), BackendUnavailable, None),
         (httpx.ReadTimeout("slow"), TransportError, "timeout"),
-        (httpx.RemoteProtocolError("peer closed"), TransportError, "dropped"),
+        (httpx.RemoteProtocolError("peer closed"), TransportError, "connection"),
     ],
 )
 def test_translate_error(exc: Exception, expected: type[Exception], kind: str | None) -> None:
     error = translate_error(exc, model="m:1b", host="http://h:11434")
-    assert type(error) is expected
+    assert isinstance(error, expected)
     if kind is not None:
         assert getattr(error, "kind", None) == kind
     if isinstance(error, TransportError):
@@ -244,7 +244,7 @@ def test_dropped_connection_and_timeout_are_retryable(backend: OllamaBackend, fa
     fake.inject("drop")
     with pytest.raises(TransportError) as dropped:
         backend.chat(MODEL, MESSAGES, OPTIONS)
-    assert dropped.value.kind == "dropped" and dropped.value.retryable
+    assert dropped.value.kind == "connection" and dropped.value.retryable
     fake.inject("drop", path="/api/show")
     with pytest.raises(TransportError, match="dropped"):
         backend.describe(MODEL)
@@ -268,7 +268,7 @@ def test_error_line_mid_stream_raises(backend: OllamaBackend, fake: FakeOllama) 
     fake.inject("error_line")
     with pytest.raises(TransportError) as caught:
         backend.chat(MODEL, MESSAGES, OPTIONS)
-    assert caught.value.kind == "stream_error"
+    assert caught.value.kind == "server_error"
 
 
 @pytest.mark.integration

@@ -13,7 +13,19 @@ import pytest
 from benchsel.backends.base import Backend
 from benchsel.backends.engine import LlamaServer
 from benchsel.backends.openai import OpenAIBackend, chat_payload, parse_reply
-from benchsel.errors import BackendUnavailable, ModelNotFound, RequestRejected, TransportError, UsageError
+from benchsel.errors import (
+    BackendUnavailable,
+    BadReply,
+    CannotConnect,
+    ConnectionFailed,
+    ModelNotFound,
+    RequestRejected,
+    RequestTimeout,
+    ServerBusy,
+    ServerFailed,
+    TransportError,
+    UsageError,
+)
 from benchsel.records import RequestOptions
 
 MESSAGES = [{"role": "user", "content": "Say hi"}]
@@ -142,28 +154,34 @@ def test_api_key_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.mark.parametrize(
-    ("handler", "kind"),
+    ("handler", "error"),
     [
-        (raise_error(httpx.ConnectError("refused")), "connection"),
-        (raise_error(httpx.RemoteProtocolError("reset")), "connection"),
-        (raise_error(httpx.ReadError("reset by peer")), "connection"),
-        (raise_error(httpx.ReadTimeout("slow")), "timeout"),
-        (raise_error(httpx.ConnectTimeout("slow")), "timeout"),
-        (answer({"error": {"message": "boom"}}, 500), "server_error"),
-        (answer({"error": "bad gateway"}, 502), "bad_gateway"),
-        (answer({"error": {"message": "loading model"}}, 503), "unavailable"),
-        (answer({"error": "slow down"}, 429), "rate_limited"),
-        (lambda request: httpx.Response(200, text="<html>not json</html>"), "malformed"),
-        (answer({"object": "chat.completion", "choices": []}), "malformed"),
+        (raise_error(httpx.ConnectError("refused")), CannotConnect),
+        (raise_error(httpx.RemoteProtocolError("reset")), ConnectionFailed),
+        (raise_error(httpx.ReadError("reset by peer")), ConnectionFailed),
+        (raise_error(httpx.ReadTimeout("slow")), RequestTimeout),
+        (raise_error(httpx.ConnectTimeout("slow")), RequestTimeout),
+        (answer({"error": {"message": "boom"}}, 500), ServerFailed),
+        (answer({"error": "bad gateway"}, 502), ServerFailed),
+        (answer({"error": {"message": "loading model"}}, 503), ServerBusy),
+        (answer({"error": "slow down"}, 429), ServerBusy),
+        (lambda request: httpx.Response(200, text="<html>not json</html>"), BadReply),
+        (answer({"object": "chat.completion", "choices": []}), BadReply),
     ],
 )
 def test_transport_faults_are_retryable(
-    handler: Callable[[httpx.Request], httpx.Response], kind: str
+    handler: Callable[[httpx.Request], httpx.Response], error: type[TransportError]
 ) -> None:
     with pytest.raises(TransportError) as caught:
         backend_with(handler).chat("m", MESSAGES, RequestOptions())
-    assert caught.value.kind == kind
+    assert type(caught.value) is error
     assert caught.value.retryable
+
+
+def test_a_bug_in_the_backend_is_not_a_transport_fault() -> None:
+    """Only transport and HTTP faults are retried: anything else raises as itself."""
+    with pytest.raises(ZeroDivisionError):
+        backend_with(raise_error(ZeroDivisionError("a bug"))).chat("m", MESSAGES, RequestOptions())
 
 
 @pytest.mark.parametrize("status", [400, 401, 404, 422])

@@ -66,3 +66,71 @@ def test_a_bad_setting_flag_names_the_flag() -> None:
     result = invoke("train", "--base", "smollm2:135m", "--r", "0")
     assert result.exit_code == 2
     assert "--r: Input should be greater than or equal to 1" in result.output
+
+
+def test_register_with_a_bad_name_is_refused_before_any_work(tmp_path: Path) -> None:
+    out = tmp_path / "ft"
+    result = invoke("train", "--base", "smollm2:135m", "--register", "my extractor", "--out", str(out))
+    assert result.exit_code == 2
+    assert "--register 'my extractor': not an Ollama model name" in result.output
+    assert not out.exists()
+
+
+def test_register_without_ollama_is_refused_before_training(tmp_path: Path) -> None:
+    out = tmp_path / "ft"
+    args = ("train", "--base", "smollm2:135m", "--register", "extractor", "--out", str(out))
+    result = invoke(*args, "--host", "http://127.0.0.1:9")
+    assert result.exit_code == 2
+    assert "--register extractor: no Ollama answers at http://127.0.0.1:9" in result.output
+    assert "ollama serve" in result.output
+    assert not out.exists()
+
+
+def _models_of_runs(db: Path) -> list[tuple[str, ...]]:
+    from benchsel.store import Store
+
+    with Store(db) as store:
+        return [record.models for record in store.runs()]
+
+
+@pytest.mark.integration
+@pytest.mark.train
+def test_readme_train_from_selection_with_default_paths(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The README's flow, as a user types it in a fresh folder: run -> select -> `benchsel train
+    --from-selection reports/<run>/selection.json --evaluate` with the default (relative) output folder."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("BENCHSEL_CACHE", str(tmp_path / "cache"))
+    db = str(tmp_path / "runs.db")
+    ran = invoke("run", "--models", "smollm2:135m", "--backend", "llamacpp", "--limit", "2",
+                 "--num-predict", "8", "--threads", "2", "--db", db, "--no-report")  # fmt: skip
+    assert ran.exit_code == 0, ran.output
+    run_id = ran.output.split("run id: ")[1].split()[0]
+    selected = invoke("select", run_id, "--vram", "8GiB", "--reserve", "3GiB", "--db", db)
+    assert selected.exit_code == 0, selected.output
+    selection = Path("reports") / run_id / "selection.json"
+    assert selection.is_file()
+
+    trained = invoke("train", "--from-selection", str(selection), "--evaluate", "--db", db, "--n", "8",
+                     "--max-steps", "1", "--batch", "1", "--grad-accum", "1", "--max-seq-len", "768",
+                     "--limit", "1", "--threads", "2")  # fmt: skip
+    assert trained.exit_code == 0, trained.output
+    text = trained.output
+    assert f"From {selection}: base smollm2:135m, eval set extraction-v1" in text
+    assert "options given on the command line win" in text
+    # --limit 1 was given: it wins over the selection run's limit 2, and is said
+    assert "limit 1 (the selection's run: 2)" in text
+    assert "From the selection's run" in text and "num_predict 8" in text
+    [out_dir] = list(Path("reports").glob("train-*"))
+    name = f"smollm2:135m+{out_dir.name}"
+    assert f"Trained {name}: 1 steps" in text
+    assert f"Benchmarking the fine-tune {name} (llamacpp)" in text
+    assert f"Adapter: {(out_dir / 'adapter.gguf').resolve()}" in text
+    assert "Tokenizing" in text and "Loading the base weights" in text and "Dequantizing" in text
+    assert "FutureWarning" not in text and "Traceback" not in text
+    assert "Base: run" in text and "Fine-tune: run" in text
+    runs = _models_of_runs(Path(db))
+    assert (name,) in runs and ("smollm2:135m",) in runs
+    [compare_md] = list(out_dir.glob("compare-*/compare.md"))
+    assert "| Metric | Base | Fine-tune |" in compare_md.read_text()

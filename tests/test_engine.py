@@ -5,12 +5,14 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import httpx
 import pytest
 
-from benchsel.backends.engine import LlamaServer, parse_memory
+from benchsel.backends.engine import LlamaServer, _advice, parse_memory
 from benchsel.errors import BackendUnavailable, UsageError
 
 CPU_LOG = """\
@@ -154,3 +156,41 @@ def test_a_server_left_running_is_stopped_at_exit(smollm2_path: Path) -> None:
     command = [sys.executable, "-c", script, str(smollm2_path)]
     done = subprocess.run(command, capture_output=True, text=True, timeout=300, check=True)
     assert not pid_alive(int(done.stdout.strip()))
+
+
+def test_relative_paths_reach_the_engine_resolved(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """llama-server runs in a temporary working directory: a relative path would point nowhere there."""
+    monkeypatch.chdir(tmp_path)
+    server = LlamaServer(Path("m.gguf"), lora=Path("train-out") / "adapter.gguf")
+    args = server.command(Path("/bin/llama-server"), 1)
+    assert args[args.index("-m") + 1] == str(tmp_path / "m.gguf")
+    assert args[args.index("--lora") + 1] == str(tmp_path / "train-out" / "adapter.gguf")
+
+
+def test_a_file_the_engine_cannot_open_does_not_blame_the_install() -> None:
+    assert "reinstall" not in _advice("llama_adapter_lora_init: failed to open 'adapter.gguf'")
+    assert "LoRA adapter" in _advice("failed to apply lora adapter")
+    assert "reinstall" in _advice("llama-server: error while loading shared libraries: libllama.so")
+
+
+@pytest.mark.integration
+def test_a_relative_model_path_starts(smollm2_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(smollm2_path.parent)
+    with LlamaServer(Path(smollm2_path.name), ctx=512) as server:
+        assert server.running
+
+
+@pytest.mark.integration
+def test_a_server_started_from_a_thread_outlives_the_thread(smollm2_path: Path) -> None:
+    """The parent-death signal follows the thread that forked; servers are forked from one long-lived
+    thread, so a runner worker that restarted a server can finish without taking it down."""
+    server = LlamaServer(smollm2_path, ctx=512)
+    worker = threading.Thread(target=server.start)
+    worker.start()
+    worker.join()
+    try:
+        time.sleep(1.0)
+        assert server.running
+        assert os.getsid(server.pid) == server.pid  # its own session: a terminal's Ctrl-C never reaches it
+    finally:
+        server.stop()

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from benchsel.contention import Contention
-from benchsel.errors import StoreError, UsageError
+from benchsel.errors import UsageError
 from benchsel.records import ColdPrefill, Memory, ModelSnapshot, Reply
 from benchsel.store import MIGRATIONS, RunRecord, Store, StoredResult
 
@@ -59,6 +59,7 @@ def test_migrations_are_recorded_in_order_and_pin_the_schema(store: Store) -> No
         "load_duration_ns", "total_duration_ns", "wall_s", "timing_source", "error_kind",
         "error_message", "cached_from", "created_at", "host",
     ]  # fmt: skip
+    assert columns(store.path, "leases") == ["run_key", "run_id", "pid", "pid_started", "host", "started_at"]
     with sqlite3.connect(store.path) as db:
         assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
@@ -192,7 +193,7 @@ def test_cache_finds_good_answers_from_any_run_only(store: Store) -> None:
 def test_an_unusable_path_is_a_store_error(tmp_path: Path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("not a directory")
-    with pytest.raises(StoreError, match="--db"):
+    with pytest.raises(UsageError, match="--db .* is a file, not a folder"):
         Store(blocker / "runs.sqlite")
 
 

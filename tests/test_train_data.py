@@ -2,10 +2,10 @@ import json
 
 import pytest
 
+from benchsel.chat_templates import GEMMA_TURN_TEMPLATE
 from benchsel.errors import UsageError
 from benchsel.evalset import load_evalset
 from benchsel.train.data import (
-    GEMMA_TURN_TEMPLATE,
     IGNORE_INDEX,
     NEAR_DUPLICATE_JACCARD,
     Example,
@@ -304,3 +304,11 @@ def test_render_without_a_chat_template_needs_a_fallback(tokenizer, evalset):
     text = tokenizer.decode(rendered["input_ids"])
     assert text.startswith("<bos><start_of_turn>user\n" + evalset.prompt.system)
     assert text.endswith("<start_of_turn>model\n" + example.answer + "<end_of_turn>\n")
+
+
+def test_gemma_is_trained_and_served_with_one_template() -> None:
+    from benchsel.backends.demo import demo_chat_template
+    from benchsel.train.pipeline import chat_template_fallback
+
+    assert demo_chat_template("gemma3:270m") is GEMMA_TURN_TEMPLATE
+    assert chat_template_fallback("gemma3") is GEMMA_TURN_TEMPLATE

@@ -252,3 +252,36 @@ def test_an_unpulled_ollama_tag_says_how_to_pull_it(tmp_path: Path) -> None:
 
     with pytest.raises(ModelNotFound, match=r"'gemma3:4b' is not pulled .* run `ollama pull gemma3:4b`"):
         resolve_base("gemma3:4b", cache_dir=tmp_path, ollama_models=tmp_path)
+
+
+@pytest.mark.train
+@pytest.mark.integration
+def test_llama_export_lora_merges_the_adapter_into_the_base(exported: Exported, tmp_path: Path) -> None:
+    """The merged GGUF holds W + (alpha / r) * B @ A for every adapted weight (the output is F16)."""
+    from gguf import GGUFReader
+
+    from benchsel.train.export import merge_gguf
+
+    merged = merge_gguf(exported.base_gguf, exported.adapter_gguf, tmp_path / "merged.gguf")
+    base, adapter, out = (
+        {t.name: np.asarray(t.data, dtype=np.float32) for t in GGUFReader(path).tensors}
+        for path in (exported.base_gguf, exported.adapter_gguf, merged)
+    )
+    assert set(out) == set(base)
+    scale = 16 / 8  # alpha / r of the fixture's adapter
+    for name in ("blk.0.attn_q.weight", "blk.1.attn_v.weight", "blk.0.ffn_down.weight"):
+        expected = base[name] + scale * adapter[f"{name}.lora_b"] @ adapter[f"{name}.lora_a"]
+        assert not np.allclose(expected, base[name], atol=1e-4)  # the adapter moved the weight
+        np.testing.assert_allclose(out[name], expected, rtol=2e-3, atol=2e-4)
+    np.testing.assert_allclose(out["token_embd.weight"], base["token_embd.weight"], rtol=1e-3, atol=1e-5)
+
+
+def test_merge_failure_names_the_fix(tmp_path: Path) -> None:
+    from benchsel.errors import UsageError
+    from benchsel.train.export import merge_gguf
+
+    broken = tmp_path / "broken.gguf"
+    broken.write_bytes(b"not a gguf")
+    with pytest.raises(UsageError, match="llama-export-lora could not merge .*--register-mode adapter"):
+        merge_gguf(broken, broken, tmp_path / "merged.gguf")
+    assert not (tmp_path / "merged.gguf").exists()

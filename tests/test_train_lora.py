@@ -148,3 +148,78 @@ def test_early_stopping_stops_when_validation_loss_rises(tiny_base, tmp_path: Pa
     assert len(result.eval_losses) < 8
     assert result.eval_losses[-1] > min(result.eval_losses)
     assert result.best_eval_loss == pytest.approx(min(result.eval_losses))
+
+
+def test_warmup_is_a_fraction_of_the_steps_in_this_transformers(tmp_path: Path) -> None:
+    pytest.importorskip("trl")
+    from benchsel.train.lora import _sft_config
+
+    config = _sft_config(TrainSettings(warmup_ratio=0.1), tmp_path, qlora=False)
+    assert config.get_warmup_steps(100) == 10  # not 0: 0.1 read as a step count vanished in 4.x
+
+
+def test_the_memory_estimate_assumes_what_the_trainer_does(tmp_path: Path) -> None:
+    import inspect
+
+    pytest.importorskip("trl")
+    from benchsel.hardware import estimate_training_memory
+    from benchsel.train.lora import _sft_config
+
+    default = inspect.signature(estimate_training_memory).parameters["gradient_checkpointing"].default
+    assert TrainSettings().gradient_checkpointing is default is True
+    for enabled in (True, False):
+        config = _sft_config(TrainSettings(gradient_checkpointing=enabled), tmp_path, qlora=False)
+        assert bool(config.gradient_checkpointing) is enabled
+
+
+TINY_WIDE = {"hidden": 256, "layers": 4, "heads": 4, "kv_heads": 2}
+
+
+def _parameter_count(hf_dir: Path) -> int:
+    from transformers import AutoModelForCausalLM
+
+    return sum(p.numel() for p in AutoModelForCausalLM.from_pretrained(hf_dir).parameters())
+
+
+@pytest.mark.train
+@pytest.mark.parametrize("checkpointing", [True, False], ids=["checkpointed", "not-checkpointed"])
+def test_the_memory_estimate_matches_a_measured_peak(tmp_path: Path, checkpointing: bool) -> None:
+    """A 4-layer, hidden-256 Llama at batch 16: the estimate (fp32 on the CPU, no framework overhead)
+    against the peak resident memory training added, within a factor of 1.6 either way."""
+    pytest.importorskip("trl")
+    from transformers import AutoConfig, AutoTokenizer
+
+    from benchsel.hardware import estimate_training_memory
+    from benchsel.train.base import resolve_base
+    from benchsel.train.data import render_for_training
+    from benchsel.train.lora import train_lora
+    from benchsel.train.tiny import build_tiny_llama
+
+    base = resolve_base(str(build_tiny_llama(tmp_path / "model", **TINY_WIDE)))
+    config = AutoConfig.from_pretrained(base.hf_dir)
+    settings = TrainSettings(
+        r=16, dropout=0.0, epochs=1, max_steps=3, per_device_batch_size=16, gradient_accumulation_steps=1,
+        max_seq_len=256, gradient_checkpointing=checkpointing, load_best_model_at_end=False, seed=1,
+    )  # fmt: skip
+    train, validation = extraction_examples(48, 1), extraction_examples(4, 2)
+    result = train_lora(base, train, validation, settings, tmp_path / "run")
+    tokenizer = AutoTokenizer.from_pretrained(base.hf_dir)
+    seq_len = max(len(render_for_training(e, tokenizer)["input_ids"]) for e in train)
+    estimate = estimate_training_memory(
+        parameter_count=_parameter_count(base.hf_dir),
+        hidden_size=config.hidden_size,
+        num_layers=config.num_hidden_layers,
+        vocab_size=config.vocab_size,
+        intermediate_size=config.intermediate_size,
+        num_heads=config.num_attention_heads,
+        num_kv_heads=config.num_key_value_heads,
+        rank=16,
+        seq_len=seq_len,
+        batch=16,
+        gradient_checkpointing=checkpointing,
+        precision="fp32",
+        overhead_bytes=0,
+    )
+    measured = result.peak_memory_bytes - result.baseline_memory_bytes
+    assert measured > 0
+    assert 1 / 1.6 <= measured / estimate.total_bytes <= 1.6, (measured, estimate.as_rows())

@@ -66,7 +66,8 @@ def test_tiny_llama_trains_exports_and_is_evaluated_with_its_adapter(outcome) ->
     assert evaluation.engine == "llamacpp"
     before, after = evaluation.before, evaluation.after
     assert before.run.id != after.run.id
-    assert before.models[0].name == after.models[0].name == str(out / "base-f32.gguf")
+    assert before.models[0].name == str(out / "base-f32.gguf")
+    assert after.models[0].name == f"{out / 'base-f32.gguf'}+out"  # the fine-tune, told from its base
     assert "+lora:" in after.models[0].snapshot.digest
     assert "+lora:" not in before.models[0].snapshot.digest
     assert all(r.ok for r in after.models[0].results) and len(after.models[0].results) == 2
@@ -103,3 +104,128 @@ def test_registration_uploads_the_adapter_and_creates_the_model(outcome, smollm2
             "parameters": {"stop": ["<|im_end|>"]},
         }
     ]
+
+
+def _stored_run(options: dict):  # a RunSummary stand-in: only .run.id and .run.options are read
+    from types import SimpleNamespace
+
+    return SimpleNamespace(run=SimpleNamespace(id="20261130-000000-abcdef", options=options))
+
+
+def test_options_on_the_command_line_win_over_the_selections_run() -> None:
+    from benchsel.train.pipeline import TrainPlan, _run_options
+
+    stored = _stored_run({"limit": 3, "num_predict": 256, "temperature": 0.0, "concurrency": 1})
+    options, notes, same = _run_options(TrainPlan(base="x", eval_limit=1), stored)
+    assert options == {"limit": 1, "num_predict": 256, "temperature": 0.0}
+    assert not same  # the base is benchmarked again, with the user's limit
+    assert notes == [
+        "From the selection's run 20261130-000000-abcdef: num_predict 256",
+        "The base is benchmarked again with limit 1 (the selection's run: 3); stored replies are reused",
+    ]
+    options, notes, same = _run_options(TrainPlan(base="x"), stored)
+    assert options["limit"] == 3 and same
+    assert notes == ["From the selection's run 20261130-000000-abcdef: limit 3, num_predict 256"]
+
+
+def test_selection_line_says_what_was_taken(tmp_path: Path) -> None:
+    from benchsel.train.pipeline import FromSelection, TrainPlan, selection_line
+
+    selection = FromSelection(tmp_path / "selection.json", "gemma3:4b", "RUN1", "extraction-v1", "h", True)
+    line = selection_line(TrainPlan(from_selection=selection.path), selection, "extraction-v1")
+    assert line == (
+        f"From {selection.path}: base gemma3:4b, eval set extraction-v1, the base's scores from run RUN1 "
+        "(options given on the command line win)"
+    )
+    assert "base gemma3:4b" not in selection_line(TrainPlan(base="other"), selection, "extraction-v1")
+
+
+@pytest.mark.train
+@pytest.mark.integration
+def test_the_fine_tune_is_named_and_benchmarked_again_with_run_lora(
+    outcome, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`benchsel run --lora adapter.gguf --models BASE`, the adapter given as a relative path."""
+    from click.testing import CliRunner
+
+    from benchsel.cli.main import cli
+
+    base = str(outcome.out_dir / "base-f32.gguf")
+    assert outcome.fine_tune_name == f"{outcome.base_name}+{outcome.out_dir.name}"
+    assert outcome.evaluation.after.models[0].name == f"{base}+{outcome.out_dir.name}"
+    assert outcome.evaluation.comparison.labels == ("base", "fine-tune")
+    monkeypatch.chdir(outcome.out_dir)
+    db = str(outcome.out_dir.parent / "runs.db")
+    args = ["run", "--models", base, "--lora", "adapter.gguf", "--limit", "1", "--num-predict", "4",
+            "--threads", "1", "--db", db, "--no-report", "--fresh"]  # fmt: skip
+    result = CliRunner().invoke(cli, args, env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    with Store(Path(db)) as store:
+        latest = store.runs()[0]
+    assert latest.models == (f"{base}+{outcome.out_dir.name}",) and latest.backend == "llamacpp"
+    refused = CliRunner().invoke(cli, [*args[:5], "--backend", "ollama"], env={"COLUMNS": "200"})
+    assert refused.exit_code == 2
+    assert "--lora needs the embedded engine (--backend llamacpp)" in refused.output
+
+
+def _tiny_plan(outcome, name: str, host: str):
+    from benchsel.train.pipeline import TrainPlan
+
+    return TrainPlan(base=str(outcome.base.hf_dir), register=name, host=host)
+
+
+@pytest.mark.train
+@pytest.mark.integration
+def test_registration_merges_with_llama_export_lora_and_creates_from_the_file(outcome) -> None:
+    from benchsel.train.pipeline import _register
+    from benchsel.train.register import BaseServing
+
+    serving = BaseServing("{{ .Prompt }}", {"stop": ["<|im_end|>"]}, "Apache-2.0")
+    stages: list[str] = []
+    with FakeOllama([]) as fake:
+        plan = _tiny_plan(outcome, "tiny-extractor:v1", fake.url)
+        registration = _register(plan, outcome.base, None, outcome.adapter_gguf, serving, stages.append)
+        created = [body for path, body in fake.requests if path == "/api/create"]
+        tags = [m["name"] for m in httpx.get(f"{fake.url}/api/tags").json()["models"]]
+        shown = httpx.post(f"{fake.url}/api/show", json={"model": "tiny-extractor:v1"}).json()
+    merged = outcome.out_dir / "merged.gguf"
+    assert registration.ok and registration.merged_gguf == merged and merged.stat().st_size > 0
+    assert created == [
+        {
+            "model": "tiny-extractor:v1",
+            "files": {"merged.gguf": sha256_digest(merged)},
+            "stream": False,
+            "template": "{{ .Prompt }}",
+            "parameters": {"stop": ["<|im_end|>"]},
+            "license": "Apache-2.0",
+        }
+    ]
+    assert "tiny-extractor:v1" in tags and shown["license"] == "Apache-2.0"
+    assert registration.modelfile.read_text().splitlines() == [
+        f"FROM {merged}",
+        'TEMPLATE """{{ .Prompt }}"""',
+        'LICENSE """Apache-2.0"""',
+        'PARAMETER stop "<|im_end|>"',
+    ]
+    assert registration.command == f"ollama create tiny-extractor:v1 -f {registration.modelfile}"
+    assert any("llama-export-lora" in line for line in stages)
+
+
+@pytest.mark.train
+@pytest.mark.integration
+def test_a_failed_registration_keeps_the_files_and_says_how_to_register_later(outcome) -> None:
+    from benchsel.train.pipeline import _register
+    from benchsel.train.register import BaseServing
+
+    stages: list[str] = []
+    with FakeOllama([]) as fake:
+        fake.inject("status", path="/api/create", status=500)
+        plan = _tiny_plan(outcome, "tiny-extractor:v2", fake.url)
+        registration = _register(plan, outcome.base, None, outcome.adapter_gguf, BaseServing(), stages.append)
+    assert not registration.ok and registration.error
+    command = f"ollama create tiny-extractor:v2 -f {outcome.out_dir / 'Modelfile'}"
+    assert registration.command == command
+    assert stages[-1] == (
+        f"Saved: {outcome.adapter_gguf}, {outcome.out_dir / 'merged.gguf'}, {outcome.out_dir / 'Modelfile'}. "
+        f"Register it later with: {command}"
+    )

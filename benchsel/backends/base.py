@@ -12,8 +12,9 @@ __all__ = ["Backend"]
 @runtime_checkable
 class Backend(Protocol):
     """A place that serves models. Raise benchsel.errors types:
-    BackendUnavailable (nothing answers), ModelNotFound, CapabilityError, TransportError (retryable
-    transport faults: timeout, connection refused/reset, 500/503), RequestRejected (4xx etc.)."""
+    BackendUnavailable (nothing answers), ModelNotFound, CapabilityError, TransportError and its
+    subclasses (retryable transport faults only: timeout, connection refused/reset, 5xx, unreadable body),
+    RequestRejected (4xx etc.), RequestAborted (after abort()). Any other exception is a bug and raises."""
 
     name: str
 
@@ -41,6 +42,10 @@ class Backend(Protocol):
 
     def unload(self, model: str) -> None:
         """Free the model's memory before the next model runs."""
+        ...
+
+    def abort(self) -> None:
+        """End every request in flight at once (from another thread); each raises RequestAborted."""
         ...
 
     def close(self) -> None:

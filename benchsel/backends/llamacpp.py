@@ -17,14 +17,23 @@ from benchsel.records import Memory, ModelSnapshot, Reply, RequestOptions
 __all__ = ["LlamaCppBackend", "resolve_model"]
 
 
-def resolve_model(model: str) -> tuple[Path, str | None]:
-    """The GGUF file behind a model name (a demo name or a path) and the chat template to supply."""
+def resolve_model(model: str, tried_ollama: str | None = None) -> tuple[Path, str | None]:
+    """The GGUF file behind a model name (a demo name or a path) and the chat template to supply.
+    ``tried_ollama`` says what the auto backend found at OLLAMA_HOST before falling back to this engine."""
     if model in DEMO_MODELS:
         return demo_model_path(model), demo_chat_template(model)
     path = Path(model).expanduser()
     if path.suffix == ".gguf" and path.is_file():
         return path, None
     known = ", ".join(DEMO_MODELS)
+    if path.suffix == ".gguf":
+        raise ModelNotFound(f"model file '{model}' does not exist - give the path to a .gguf file")
+    if tried_ollama is not None:
+        raise ModelNotFound(
+            f"model '{model}' needs Ollama, but {tried_ollama} - start Ollama (`ollama serve`) or set "
+            f"OLLAMA_HOST to where it runs; or use a demo model ({known}) or a path to a .gguf file "
+            "with the embedded engine"
+        )
     raise ModelNotFound(f"model '{model}' is neither a demo model ({known}) nor a path to a .gguf file")
 
 
@@ -33,21 +42,40 @@ class _Served:
         self.server, self.client = server, client
 
 
+def adapter_name(lora: Path) -> str:
+    """A short name of a GGUF adapter: its file name, or its folder's for ``adapter.gguf``."""
+    lora = Path(lora)
+    return lora.resolve().parent.name if lora.stem == "adapter" else lora.stem
+
+
+def lora_model_name(model: str, lora: Path, name: str | None = None) -> str:
+    """``BASE+NAME``: how a base served with an adapter is named in runs (``name`` or the adapter's)."""
+    suffix = "+" + (name or adapter_name(lora))
+    return model if model.endswith(suffix) else model + suffix
+
+
 class LlamaCppBackend:
     """Serves each model with its own llama-server process, started on load() (or the first chat())."""
 
     name = "llamacpp"
 
     def __init__(
-        self, threads: int | None = None, slots: int = 1, ctx: int | None = None, lora: Path | None = None
+        self,
+        threads: int | None = None,
+        slots: int = 1,
+        ctx: int | None = None,
+        lora: Path | None = None,
+        *,
+        tried_ollama: str | None = None,
     ) -> None:
         self.threads, self.slots, self.ctx, self.lora = threads, slots, ctx, lora
         self.threads_reason = "given" if threads else ""
+        self.tried_ollama = tried_ollama
         self._served: dict[str, _Served] = {}
         self._lock = threading.Lock()
 
     def describe(self, model: str) -> ModelSnapshot:
-        path, _ = resolve_model(model)
+        path, _ = resolve_model(self._base(model), self.tried_ollama)
         snapshot = snapshot_from_gguf(model, path, backend=self.name)
         if self.lora is None:
             return snapshot
@@ -85,6 +113,10 @@ class LlamaCppBackend:
             served.client.close()
             served.server.stop()
 
+    def abort(self) -> None:
+        for served in list(self._served.values()):
+            served.client.abort()
+
     def close(self) -> None:
         for model in list(self._served):
             self.unload(model)
@@ -103,6 +135,10 @@ class LlamaCppBackend:
         served = self._served.get(model)
         return served.server if served else None
 
+    def _base(self, model: str) -> str:
+        """The base of ``BASE+NAME`` (a model served with the adapter, see lora_model_name)."""
+        return model.rsplit("+", 1)[0] if self.lora is not None and "+" in model else model
+
     def _context(self, options: RequestOptions) -> int:
         # llama-server splits -c across its slots; each slot gets the request's num_ctx
         return self.ctx if self.ctx is not None else options.num_ctx * self.slots
@@ -115,7 +151,7 @@ class LlamaCppBackend:
             if served is not None:  # another context or a dead process: start afresh, as Ollama reloads
                 served.client.close()
                 served.server.stop()
-            path, template = resolve_model(model)
+            path, template = resolve_model(self._base(model), self.tried_ollama)
             server = LlamaServer(
                 path,
                 ctx=self._context(options),

@@ -2,38 +2,49 @@
 
 from __future__ import annotations
 
-import os
+import json
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
-import ollama
+import pydantic
 
+from benchsel.backends.http import Answer, Channel, short_body
+from benchsel.backends.ollama_host import resolve_host
 from benchsel.errors import (
     BackendUnavailable,
+    BadReply,
     BenchselError,
+    CannotConnect,
     CapabilityError,
+    ConnectionFailed,
     ModelNotFound,
     RequestRejected,
-    TransportError,
+    RequestTimeout,
+    ServerBusy,
+    ServerFailed,
     UsageError,
 )
-from benchsel.records import Memory, ModelSnapshot, Reply, RequestOptions
+from benchsel.records import Memory, ModelSnapshot, Reply, RequestOptions, reply_count, reply_text
+
+# isort: split
+# The ollama package builds a client from OLLAMA_HOST as it is imported, and a malformed value fails there
+# with a bare ValueError: benchsel checks the value first, so the error is one line that names the fix.
+resolve_host()
+import ollama  # noqa: E402
 
 __all__ = ["OllamaBackend", "PullProgress", "normalize_model_name", "resolve_host"]
 
-DEFAULT_HOST = "http://127.0.0.1:11434"
-DEFAULT_PORT = 11434
 CONNECT_TIMEOUT_S = 10.0
+# Loading weights from disk can take far longer than one answer: the load gets its own time limit.
+LOAD_TIMEOUT_S = 600.0
 UNLOAD_WAIT_S = 15.0
 UNLOAD_POLL_S = 0.05
 MEMORY_SOURCE = "ollama /api/ps"
-_SCHEME_PORTS = {"http": 80, "https": 443}
 
 
 @dataclass(frozen=True)
@@ -44,21 +55,6 @@ class PullProgress:
     digest: str | None = None
     total: int | None = None
     completed: int | None = None
-
-
-def resolve_host(host: str | None = None) -> str:
-    """The base URL for ``host`` or OLLAMA_HOST, as Ollama reads it: a bare host gets port 11434."""
-    raw = (host or os.environ.get("OLLAMA_HOST") or "").strip().rstrip("/")
-    if not raw:
-        return DEFAULT_HOST
-    has_scheme = "://" in raw
-    parts = urlsplit(raw if has_scheme else f"http://{raw}")
-    scheme = parts.scheme or "http"
-    hostname = parts.hostname or "127.0.0.1"
-    if ":" in hostname:
-        hostname = f"[{hostname}]"
-    port = parts.port or (_SCHEME_PORTS.get(scheme, DEFAULT_PORT) if has_scheme else DEFAULT_PORT)
-    return f"{scheme}://{hostname}:{port}{parts.path.rstrip('/')}"
 
 
 def normalize_model_name(model: str) -> str:
@@ -87,6 +83,7 @@ class OllamaBackend:
         self._lock = threading.Lock()
         self._http = http or httpx.Client(base_url=self.host, timeout=_timeout(60.0))
         self._owns_http = http is None
+        self._channel = Channel()
 
     # --- metadata -------------------------------------------------------------------------------
 
@@ -137,8 +134,9 @@ class OllamaBackend:
     def load(self, model: str, options: RequestOptions) -> float:
         """Load-only chat (``messages: []``) with the same options as the timed requests."""
         started = time.perf_counter()
+        limit = max(options.timeout_s, LOAD_TIMEOUT_S)
         response = self._call(
-            lambda: self._client(options.timeout_s).chat(model=model, messages=[], options=_options(options)),
+            lambda: self._client(limit).chat(model=model, messages=[], options=_options(options)),
             model=model,
         )
         wall_s = time.perf_counter() - started
@@ -158,14 +156,25 @@ class OllamaBackend:
             "options": _options(options),
             "format": _format(options, schema),
             "think": _think(options),
+            "stream": True,
         }
+        request = {key: value for key, value in request.items() if value is not None}  # as the client sends
         started = time.perf_counter()
-
-        def send() -> Reply:
-            parts = self._client(options.timeout_s).chat(stream=True, **request)
-            return _collect(parts, started, options.timeout_s)
-
-        return self._call(send, model=model)
+        url = f"{self.host}/api/chat"
+        # benchsel reads the stream itself (not through the ollama client): one deadline covers the whole
+        # answer, and a field of an unexpected type is kept as the model's output instead of failing.
+        try:
+            with self._channel.stream("POST", url, timeout_s=options.timeout_s, json=request) as (
+                response,
+                chunks,
+            ):
+                if response.status_code >= 400:
+                    body = b"".join(chunks)
+                    answer = Answer(response.status_code, body, response.headers.get("content-type", ""), url)
+                    raise self._checked(_from_response(answer.error_detail(), answer.status, model))
+                return _collect(_lines(chunks), started, model)
+        except CannotConnect:
+            raise BackendUnavailable(_not_answering(self.host)) from None
 
     def memory(self, model: str) -> Memory | None:
         entry = self._ps_entry(model)
@@ -200,7 +209,7 @@ class OllamaBackend:
                     "https://ollama.com/library"
                 ) from None
             raise self._translate(exc, model) from None
-        except Exception as exc:  # noqa: BLE001 - every failure becomes one of benchsel's errors
+        except _FAULTS as exc:
             raise self._translate(exc, model) from None
 
     # --- registering a fine-tune ------------------------------------------------------------------
@@ -246,9 +255,23 @@ class OllamaBackend:
             body["parameters"] = parameters
         reply = self._get_json("POST", "/api/create", model=base, body=body)
         if reply.get("error"):
-            raise RequestRejected("create", f"Ollama could not create '{name}': {reply['error']}")
+            raise RequestRejected(f"Ollama could not create '{name}': {reply['error']}")
+
+    def abort(self) -> None:
+        self._channel.abort()
+
+    def create_from_gguf(self, name: str, gguf_path: Path, digest: str, **fields: Any) -> None:
+        """Upload a whole GGUF (a merged fine-tune) and ``POST /api/create`` ``name`` from it; ``fields``
+        are further create fields (``template``, ``parameters``, ``license``)."""
+        self.upload_blob(gguf_path, digest)
+        body = {"model": name, "files": {Path(gguf_path).name: digest}, "stream": False}
+        body.update({key: value for key, value in fields.items() if value})
+        reply = self._get_json("POST", "/api/create", model=name, body=body)
+        if reply.get("error"):
+            raise RequestRejected(f"Ollama could not create '{name}': {reply['error']}")
 
     def close(self) -> None:
+        self._channel.close()
         for client in self._clients.values():
             client.close()
         self._clients.clear()
@@ -287,36 +310,64 @@ class OllamaBackend:
     def _call(self, fn: Callable[[], Any], *, model: str | None) -> Any:
         try:
             return fn()
-        except BenchselError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - every failure becomes one of benchsel's errors
-            raise self._translate(exc, model) from None
+        except _FAULTS as exc:  # transport and HTTP faults only: a bug raises as itself
+            raise self._checked(translate_error(exc, model=model, host=self.host)) from None
 
     def _translate(self, exc: Exception, model: str | None) -> BenchselError:
-        return translate_error(exc, model=model, host=self.host)
+        return self._checked(translate_error(exc, model=model, host=self.host))
+
+    def _checked(self, error: BenchselError) -> BenchselError:
+        """A 404 means "model not pulled" only from Ollama: from another server it means wrong address."""
+        if isinstance(error, ModelNotFound) and not self._is_ollama():
+            return BackendUnavailable(
+                f"the server at {self.host} is not Ollama (it answers 404 to Ollama's API) - set OLLAMA_HOST "
+                "or --host to an Ollama server, or use --backend openai --base-url URL for an "
+                "OpenAI-compatible one"
+            )
+        return error
+
+    def _is_ollama(self) -> bool:
+        try:
+            response = self._http.get("/api/version", timeout=CONNECT_TIMEOUT_S)
+            return response.status_code == 200 and "version" in response.json()
+        except (httpx.HTTPError, ValueError, TypeError):
+            return False
+
+
+# What the ollama client and httpx raise for a fault on the way: the client turns a refused connection
+# into ConnectionError, an unreadable reply into a JSON or pydantic error.
+_FAULTS = (
+    ollama.ResponseError,
+    httpx.HTTPError,
+    ConnectionError,
+    json.JSONDecodeError,
+    pydantic.ValidationError,
+)
+
+
+def _not_answering(host: str) -> str:
+    return f"Ollama is not answering at {host}: start it with `ollama serve` or set OLLAMA_HOST"
 
 
 def translate_error(exc: Exception, *, model: str | None, host: str) -> BenchselError:
-    """One of benchsel's errors, with the fix in the message, for whatever the client or httpx raised."""
+    """One of benchsel's errors, with the fix in the message, for a fault the client or httpx raised."""
     if isinstance(exc, ollama.ResponseError):
         return _from_response(exc.error, exc.status_code, model)
     if isinstance(exc, ConnectionError | httpx.ConnectError):
-        return BackendUnavailable(
-            f"Ollama is not answering at {host}: start it with `ollama serve` or set OLLAMA_HOST"
-        )
+        return BackendUnavailable(_not_answering(host))
     if isinstance(exc, httpx.TimeoutException):
-        return TransportError("timeout", f"Ollama at {host} did not answer in time ({type(exc).__name__})")
-    if isinstance(exc, httpx.RemoteProtocolError | httpx.ReadError | httpx.WriteError):
-        return TransportError("dropped", f"Ollama at {host} dropped the connection: {exc}")
+        return RequestTimeout(f"Ollama at {host} did not answer in time ({type(exc).__name__})")
     if isinstance(exc, httpx.TransportError):
-        return TransportError("transport", f"request to Ollama at {host} failed: {exc}")
-    if isinstance(exc, ValueError):  # a reply line that is not JSON, or fails the client's model
-        return TransportError("bad_response", f"Ollama at {host} sent an unreadable reply: {exc}")
-    return TransportError("unknown", f"request to Ollama at {host} failed: {type(exc).__name__}: {exc}")
+        return ConnectionFailed(f"Ollama at {host} dropped the connection: {exc or type(exc).__name__}")
+    if isinstance(exc, json.JSONDecodeError | pydantic.ValidationError):
+        return BadReply(f"Ollama at {host} sent an unreadable reply: {short_body(str(exc))}")
+    if isinstance(exc, httpx.HTTPError):
+        return ConnectionFailed(f"request to Ollama at {host} failed: {exc}")
+    raise TypeError(f"not a transport fault: {exc!r}") from exc
 
 
 def _from_response(error: str, status: int, model: str | None) -> BenchselError:
-    text = str(error)
+    text = short_body(str(error))
     if model is not None and (status == 404 or (status == -1 and _looks_missing(text))):
         return ModelNotFound(f"model '{model}' is not pulled - run `ollama pull {model}` or add --pull")
     if "does not support thinking" in text:
@@ -324,12 +375,12 @@ def _from_response(error: str, status: int, model: str | None) -> BenchselError:
             f"model '{model}' does not support thinking ({text}) - run it with --think auto or --think off"
         )
     if status in (503, 429):
-        return TransportError("busy", f"Ollama is busy ({status}: {text}) - retry later", retryable=True)
+        return ServerBusy(f"Ollama is busy ({status}: {text}) - retry later")
     if status >= 500:
-        return TransportError("server_error", f"Ollama failed ({status}: {text})", retryable=True)
+        return ServerFailed(f"Ollama failed ({status}: {text})")
     if status == -1:
-        return TransportError("stream_error", f"Ollama reported an error mid-stream: {text}", retryable=True)
-    return RequestRejected(f"http_{status}", f"Ollama rejected the request ({status}: {text})")
+        return ServerFailed(f"Ollama reported an error mid-stream: {text}")
+    return RequestRejected(f"Ollama rejected the request ({status}: {text})", status=status)
 
 
 def _looks_missing(text: str) -> bool:
@@ -337,42 +388,65 @@ def _looks_missing(text: str) -> bool:
     return "not found" in lowered or "does not exist" in lowered
 
 
-def _collect(parts: Iterator[ollama.ChatResponse], started: float, timeout_s: float) -> Reply:
+def _lines(chunks: Iterable[bytes]) -> Iterator[bytes]:
+    """The lines of an NDJSON stream, whatever the chunking."""
+    pending = b""
+    for chunk in chunks:
+        pending += chunk
+        *complete, pending = pending.split(b"\n")
+        yield from (line for line in complete if line.strip())
+    if pending.strip():
+        yield pending
+
+
+def _collect(lines: Iterable[bytes], started: float, model: str) -> Reply:
     """Read a chat stream into one Reply; a stream that ends without ``done`` is a truncated answer."""
     content: list[str] = []
     thinking: list[str] = []
-    final: ollama.ChatResponse | None = None
-    deadline = started + timeout_s
-    try:
-        for part in parts:
-            content.append(part.message.content or "")
-            thinking.append(part.message.thinking or "")
-            if part.done:
-                final = part
-                break
-            if time.perf_counter() > deadline:
-                raise TransportError("timeout", f"the answer took longer than {timeout_s:g} s")
-    finally:
-        close = getattr(parts, "close", None)
-        if close is not None:
-            close()
+    final: dict[str, Any] | None = None
+    for line in lines:
+        try:
+            part = json.loads(line)
+        except (ValueError, RecursionError) as exc:
+            raise BadReply(f"Ollama sent a stream line that is not JSON: {short_body(repr(line))}") from exc
+        if not isinstance(part, dict):
+            raise BadReply(f"Ollama sent a stream line that is not an object: {short_body(repr(line))}")
+        if "error" in part:
+            raise _from_response(str(part["error"]), -1, model)
+        message = part.get("message")
+        if isinstance(message, dict):
+            content.append(_piece(message.get("content")))
+            thinking.append(_piece(message.get("thinking")))
+        if part.get("done"):
+            final = part
+            break
     wall_s = time.perf_counter() - started
+    # pieces are joined before cleaning: a surrogate pair split across two lines stays one character
+    text, thought = reply_text("".join(content)), reply_text("".join(thinking))
     if final is None:
-        return Reply("".join(content), "".join(thinking), "incomplete", wall_s=wall_s, timing_source="wall")
-    eval_ns = final.eval_duration or 0
+        return Reply(text, thought, "incomplete", wall_s=wall_s, timing_source="wall")
+    eval_ns = reply_count(final.get("eval_duration"))
+    done_reason = final.get("done_reason")
     return Reply(
-        content="".join(content),
-        thinking="".join(thinking),
-        done_reason=final.done_reason,
-        prompt_eval_count=final.prompt_eval_count or 0,
-        prompt_eval_duration_ns=final.prompt_eval_duration or 0,
-        eval_count=final.eval_count or 0,
+        content=text,
+        thinking=thought,
+        done_reason=done_reason if isinstance(done_reason, str) else None,
+        prompt_eval_count=reply_count(final.get("prompt_eval_count")),
+        prompt_eval_duration_ns=reply_count(final.get("prompt_eval_duration")),
+        eval_count=reply_count(final.get("eval_count")),
         eval_duration_ns=eval_ns,
-        load_duration_ns=final.load_duration or 0,
-        total_duration_ns=final.total_duration or 0,
+        load_duration_ns=reply_count(final.get("load_duration")),
+        total_duration_ns=reply_count(final.get("total_duration")),
         wall_s=wall_s,
         timing_source="server" if eval_ns > 0 else "wall",
     )
+
+
+def _piece(value: Any) -> str:
+    """One streamed piece of a field; a piece that is not text is kept as its JSON."""
+    if value is None or isinstance(value, str):
+        return value or ""
+    return json.dumps(value, ensure_ascii=False, default=str)
 
 
 def _options(options: RequestOptions) -> dict[str, Any]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from dataclasses import replace
@@ -12,8 +11,18 @@ from typing import Any
 import httpx
 
 from benchsel.backends.ggufmeta import snapshot_from_gguf
-from benchsel.errors import BackendUnavailable, ModelNotFound, RequestRejected, TransportError, UsageError
-from benchsel.records import Memory, ModelSnapshot, Reply, RequestOptions
+from benchsel.backends.http import Answer, Channel, check_url, raise_for_status
+from benchsel.errors import (
+    BackendUnavailable,
+    BadReply,
+    ConnectionFailed,
+    ModelNotFound,
+    RequestRejected,
+    RequestTimeout,
+    TransportError,
+    UsageError,
+)
+from benchsel.records import Memory, ModelSnapshot, Reply, RequestOptions, reply_count, reply_text
 
 __all__ = ["OpenAIBackend", "chat_payload", "parse_reply"]
 
@@ -48,44 +57,53 @@ def chat_payload(
 
 
 def parse_reply(body: Any, wall_s: float) -> Reply:
-    """A Reply from a /v1/chat/completions body; llama.cpp's ``timings`` win over usage + wall clock."""
+    """A Reply from a /v1/chat/completions body; llama.cpp's ``timings`` win over usage + wall clock.
+    Whatever ``content`` holds (text, an object, a number) is kept as the model's output."""
     try:
         choice = body["choices"][0]
         message = choice["message"]
-        content = message.get("content") or ""
+        content = reply_text(message.get("content"))
     except (KeyError, IndexError, TypeError, AttributeError) as exc:
-        what = f"the server's reply has no choices[0].message: {body!r:.200}"
-        raise TransportError("malformed", what) from exc
-    thinking = message.get("reasoning_content") or message.get("reasoning") or ""
-    finish = choice.get("finish_reason")
+        raise BadReply(f"the server's reply has no choices[0].message: {body!r:.200}") from exc
+    thinking = reply_text(message.get("reasoning_content") or message.get("reasoning"))
+    finish = choice.get("finish_reason") if isinstance(choice, dict) else None
     done_reason = _FINISH_REASONS.get(finish, finish) if isinstance(finish, str) else None
     wall_ns = int(wall_s * 1e9)
-    timings = body.get("timings")
+    timings = body.get("timings") if isinstance(body, dict) else None
     if isinstance(timings, dict) and "predicted_n" in timings:
         return Reply(
             content=content,
             thinking=thinking,
             done_reason=done_reason,
-            prompt_eval_count=int(timings.get("prompt_n", 0)),
-            prompt_eval_duration_ns=int(float(timings.get("prompt_ms", 0.0)) * 1e6),
-            eval_count=int(timings.get("predicted_n", 0)),
-            eval_duration_ns=int(float(timings.get("predicted_ms", 0.0)) * 1e6),
+            prompt_eval_count=reply_count(timings.get("prompt_n")),
+            prompt_eval_duration_ns=int(_ms(timings.get("prompt_ms")) * 1e6),
+            eval_count=reply_count(timings.get("predicted_n")),
+            eval_duration_ns=int(_ms(timings.get("predicted_ms")) * 1e6),
             total_duration_ns=wall_ns,
             wall_s=wall_s,
             timing_source="server",
         )
-    usage = body.get("usage") or {}
+    usage = body.get("usage") if isinstance(body, dict) else None
+    usage = usage if isinstance(usage, dict) else {}
     return Reply(
         content=content,
         thinking=thinking,
         done_reason=done_reason,
-        prompt_eval_count=int(usage.get("prompt_tokens") or 0),
-        eval_count=int(usage.get("completion_tokens") or 0),
+        prompt_eval_count=reply_count(usage.get("prompt_tokens")),
+        eval_count=reply_count(usage.get("completion_tokens")),
         eval_duration_ns=wall_ns,
         total_duration_ns=wall_ns,
         wall_s=wall_s,
         timing_source="wall",
     )
+
+
+def _ms(value: Any) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError, OverflowError):
+        return 0.0
+    return number if 0 <= number < float("inf") else 0.0
 
 
 class OpenAIBackend:
@@ -96,14 +114,13 @@ class OpenAIBackend:
     def __init__(
         self, base_url: str, api_key_env: str = "OPENAI_API_KEY", client: httpx.Client | None = None
     ) -> None:
-        self.base_url = base_url.rstrip("/").removesuffix("/v1")
+        check_url(base_url, "--base-url", "give the server's address, e.g. http://127.0.0.1:8080/v1")
+        self.base_url = base_url.strip().rstrip("/").removesuffix("/v1")
         headers = {}
         api_key = os.environ.get(api_key_env) if api_key_env else None
         if api_key:
             headers["Authorization"] = f"Bearer {api_key}"
-        self._owns_client = client is None
-        self._client = client if client is not None else httpx.Client()
-        self._headers = headers
+        self._channel = Channel(client, headers)
         self._props: dict[str, Any] | None = None
 
     def describe(self, model: str) -> ModelSnapshot:
@@ -132,9 +149,9 @@ class OpenAIBackend:
     ) -> Reply:
         payload = chat_payload(model, messages, options, schema)
         started = time.perf_counter()
-        response = self._request("POST", "/v1/chat/completions", json=payload, timeout=options.timeout_s)
+        answer = self._request("POST", "/v1/chat/completions", json=payload, timeout=options.timeout_s)
         wall_s = time.perf_counter() - started
-        return parse_reply(_json(response), wall_s)
+        return parse_reply(answer.json(), wall_s)
 
     def memory(self, model: str) -> Memory | None:
         return None
@@ -142,9 +159,11 @@ class OpenAIBackend:
     def unload(self, model: str) -> None:
         return None
 
+    def abort(self) -> None:
+        self._channel.abort()
+
     def close(self) -> None:
-        if self._owns_client:
-            self._client.close()
+        self._channel.close()
 
     def slots_for(self, model: str) -> int | None:
         """llama.cpp's slot count (requests can be pinned to one), or None for other servers."""
@@ -156,8 +175,7 @@ class OpenAIBackend:
         """llama.cpp's /props (context size, model path, build), or None for servers without it."""
         if self._props is None:
             try:
-                response = self._request("GET", "/props", timeout=10.0)
-                body = _json(response)
+                body = self._request("GET", "/props", timeout=10.0).json()
             except (RequestRejected, TransportError):
                 return None
             self._props = body if isinstance(body, dict) else {}
@@ -165,17 +183,14 @@ class OpenAIBackend:
 
     def _model_ids(self) -> list[str]:
         try:
-            response = self._request("GET", "/v1/models", timeout=10.0)
-        except TransportError as exc:
-            if exc.kind in ("connection", "timeout"):
-                raise BackendUnavailable(
-                    f"no OpenAI-compatible server answers at {self.base_url} ({exc}) - "
-                    "start the server or pass --base-url"
-                ) from exc
-            raise
+            body = self._request("GET", "/v1/models", timeout=10.0).json()
+        except (ConnectionFailed, RequestTimeout) as exc:
+            raise BackendUnavailable(
+                f"no OpenAI-compatible server answers at {self.base_url} ({exc}) - "
+                "start the server or pass --base-url"
+            ) from exc
         except RequestRejected:
             return []
-        body = _json(response)
         data = body.get("data") if isinstance(body, dict) else None
         return [str(item["id"]) for item in data or [] if isinstance(item, dict) and "id" in item]
 
@@ -194,48 +209,10 @@ class OpenAIBackend:
             server_version=_build(props) if props else None,
         )
 
-    def _request(self, method: str, path: str, *, timeout: float, json: Any = None) -> httpx.Response:
-        url = self.base_url + path
-        try:
-            response = self._client.request(method, url, json=json, headers=self._headers, timeout=timeout)
-        except httpx.TimeoutException as exc:
-            raise TransportError("timeout", f"{method} {url} timed out after {timeout:g} s") from exc
-        except (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError) as exc:
-            raise TransportError("connection", f"{method} {url} failed: {exc or type(exc).__name__}") from exc
-        except httpx.TransportError as exc:
-            raise TransportError("transport", f"{method} {url} failed: {exc or type(exc).__name__}") from exc
-        _raise_for_status(response, f"{method} {url}")
-        return response
-
-
-def _raise_for_status(response: httpx.Response, what: str) -> None:
-    status = response.status_code
-    if status < 400:
-        return
-    detail = _error_text(response)
-    if status >= 500 or status == 429:
-        kind = {429: "rate_limited", 502: "bad_gateway", 503: "unavailable", 504: "gateway_timeout"}
-        raise TransportError(kind.get(status, "server_error"), f"{what} -> HTTP {status}: {detail}")
-    raise RequestRejected(f"http_{status}", f"{what} -> HTTP {status}: {detail}")
-
-
-def _error_text(response: httpx.Response) -> str:
-    try:
-        body = response.json()
-    except ValueError:
-        return response.text[:300]
-    error = body.get("error") if isinstance(body, dict) else None
-    if isinstance(error, dict):
-        return str(error.get("message") or error)[:300]
-    return str(error or body)[:300]
-
-
-def _json(response: httpx.Response) -> Any:
-    try:
-        return response.json()
-    except (ValueError, json.JSONDecodeError) as exc:
-        what = f"the server sent a body that is not JSON: {response.text[:200]!r}"
-        raise TransportError("malformed", what) from exc
+    def _request(self, method: str, path: str, *, timeout: float, json: Any = None) -> Answer:
+        answer = self._channel.request(method, self.base_url + path, timeout_s=timeout, json=json)
+        raise_for_status(answer.status, answer.error_detail(), answer.what)
+        return answer
 
 
 def _build(props: dict[str, Any]) -> str | None:

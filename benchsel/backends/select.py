@@ -10,7 +10,7 @@ import httpx
 from benchsel.backends.base import Backend
 from benchsel.errors import UsageError
 
-__all__ = ["BackendKind", "make_backend", "ollama_answers"]
+__all__ = ["BackendKind", "make_backend", "ollama_answers", "probe_ollama"]
 
 BackendKind = Literal["auto", "ollama", "openai", "llamacpp"]
 KINDS: tuple[str, ...] = ("auto", "ollama", "openai", "llamacpp")
@@ -19,13 +19,25 @@ PROBE_TIMEOUT_S = 1.0
 
 def ollama_answers(host: str | None = None, timeout_s: float = PROBE_TIMEOUT_S) -> bool:
     """True when an Ollama server answers ``/api/version`` at ``host`` (default: OLLAMA_HOST)."""
-    from benchsel.backends.ollama import resolve_host
+    return probe_ollama(host, timeout_s) is None
 
+
+def probe_ollama(host: str | None = None, timeout_s: float = PROBE_TIMEOUT_S) -> str | None:
+    """None when Ollama answers at ``host`` (default: OLLAMA_HOST), else what was found there, for a
+    message ("no server answers at http://127.0.0.1:11434"). A malformed host is a UsageError."""
+    from benchsel.backends.ollama_host import resolve_host
+
+    url = resolve_host(host)
     try:
-        response = httpx.get(f"{resolve_host(host)}/api/version", timeout=timeout_s)
-        return response.status_code == 200 and "version" in response.json()
-    except (httpx.HTTPError, ValueError):
-        return False
+        response = httpx.get(f"{url}/api/version", timeout=timeout_s)
+    except httpx.HTTPError as exc:
+        return f"no Ollama answers at {url} ({type(exc).__name__})"
+    try:
+        if response.status_code == 200 and "version" in response.json():
+            return None
+    except (ValueError, TypeError):
+        pass
+    return f"the server at {url} is not Ollama (HTTP {response.status_code} on /api/version)"
 
 
 def make_backend(
@@ -42,8 +54,12 @@ def make_backend(
     else Ollama when it answers at ``host`` / OLLAMA_HOST, else benchsel's own llama-server."""
     if kind not in KINDS:
         raise UsageError(f"unknown backend '{kind}' - use one of {', '.join(KINDS)}")
-    if kind == "auto":
-        kind = "openai" if base_url else "ollama" if ollama_answers(host) else "llamacpp"
+    not_ollama = None
+    if kind == "auto" and base_url:
+        kind = "openai"
+    elif kind == "auto":
+        not_ollama = probe_ollama(host)
+        kind = "llamacpp" if not_ollama else "ollama"
     if kind == "ollama":
         from benchsel.backends.ollama import OllamaBackend
 
@@ -56,7 +72,7 @@ def make_backend(
         return OpenAIBackend(base_url)
     from benchsel.backends.llamacpp import LlamaCppBackend
 
-    return LlamaCppBackend(threads=threads, slots=slots, ctx=ctx, lora=lora)
+    return LlamaCppBackend(threads=threads, slots=slots, ctx=ctx, lora=lora, tried_ollama=not_ollama)
 
 
 def served_models(backend: Backend, kind: str) -> list[str]:

@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from benchsel import __version__
-from benchsel.errors import BenchselError
+from benchsel.errors import BenchselError, file_error
 
 # name -> (module, attribute, one-line help). Help text lives here so --help imports nothing.
 COMMANDS: dict[str, tuple[str, str, str]] = {
@@ -21,6 +21,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "compare": ("benchsel.cli.report_cmd", "compare", "Compare two runs on the same eval set."),
     "select": ("benchsel.cli.select_cmd", "select", "Rank a run's models for training and deploying now."),
     "models": ("benchsel.cli.select_cmd", "models", "List the models a backend serves, with estimated VRAM."),
+    "probe": ("benchsel.cli.probe_cmd", "probe", "Measure trainability: few-shot or a pilot LoRA per model."),
     "train": ("benchsel.cli.train_cmd", "train", "LoRA-train the chosen base, register it, measure again."),
 }
 
@@ -46,6 +47,8 @@ class LazyGroup(click.Group):
             return super().invoke(ctx)
         except BenchselError as exc:
             raise CommandFailed(exc) from None
+        except OSError as exc:  # a file-system fault no command caught: one line, never a traceback
+            raise CommandFailed(file_error(exc)) from None
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(COMMANDS)

@@ -67,6 +67,7 @@ def report(
       benchsel report 20261130-033430-8a0bdc --format json,csv
       benchsel report latest --format html --out site/
     """
+    from benchsel.probe import with_measured
     from benchsel.report import parse_formats, write_report
     from benchsel.report.saved import report_selection
     from benchsel.store import Store
@@ -76,11 +77,12 @@ def report(
     overrides = constraint_values(options, given_on_command_line(ctx, CONSTRAINT_FIELDS))
     with Store(db) as store:
         summary = summarize_run(store, run_id, evalset=evalset)
-    selection = None
-    if summary.models:
-        selection, notes = report_selection(summary, out, overrides, weights_file, weight_pairs)
-        for line in notes:
-            click.echo(line)
+        selection = None
+        if summary.models:
+            selection, notes = report_selection(summary, out, overrides, weights_file, weight_pairs)
+            selection = with_measured(selection, store)
+            for line in notes:
+                click.echo(line)
     paths = write_report(summary, selection, out, wanted)
     for path in paths:
         click.echo(f"Wrote {path}")

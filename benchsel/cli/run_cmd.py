@@ -189,6 +189,11 @@ class ProgressPrinter:
     is_flag=True,
     help="Prefill every case's whole prompt (default: the shared system prompt is cached once per model).",
 )
+@click.option(
+    "--lora",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="A GGUF LoRA adapter (from `benchsel train`) served on each model; runs as BASE+ADAPTER-NAME.",
+)
 @click.option("--fresh", is_flag=True, help="Ignore stored replies and send everything again.")
 @click.option("--pull", is_flag=True, help="Pull models Ollama does not have yet.")
 @render.db_option
@@ -213,6 +218,7 @@ def run(**kwargs: Any) -> None:
       benchsel run --config run.toml --limit 3     # options from a file; the command line wins
       benchsel run --models gemma3:4b,qwen3:4b@gpu2 --host gpu1=http://10.0.0.5:11434 --host gpu2=http://10.0.0.6:11434
       benchsel run --models gemma3:4b,gemma4:e2b --ray 10.0.0.5:6379
+      benchsel run --models smollm2:135m --lora reports/train-RUN/adapter.gguf --limit 20
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -321,3 +327,5 @@ def runs(db: Path | None, limit: int) -> None:
         con.print("no runs yet - start one with `benchsel run --models ...`")
         return
     con.print(table)
+    if any(record.status == "interrupted" for record in records):
+        con.print("interrupted runs resume: run the same `benchsel run` command again")

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from rich.console import Console
     from rich.table import Table
 
+    from benchsel.backends.demo import DemoModel
     from benchsel.selection import Candidate, Ranking, Selection
 
 RANKING_TITLES = {"trainable_potential": "Trainable potential", "deploy_now": "Deploy now"}
@@ -181,6 +182,7 @@ def select(
       benchsel select RUN_ID --vram 12GiB -c 8192 --weight valid_json=0.2
     """
     from benchsel import selection as sel
+    from benchsel.probe import with_measured
     from benchsel.store import Store
     from benchsel.summary import summarize_run
 
@@ -191,7 +193,7 @@ def select(
     constraints = sel.Constraints.of(vram_bytes=resolve_vram(options["vram"], console.print), **values)
     with Store(db) as store:
         summary = summarize_run(store, run_id, evalset=evalset)
-    result = sel.select(summary, constraints, weights)
+        result = with_measured(sel.select(summary, constraints, weights), store)
     path = sel.write_selection(result, out / result.run_id / "selection.json")
     render_selection(result, console)
     console.print(f"Wrote {path}", soft_wrap=True)
@@ -271,6 +273,12 @@ def render_selection(selection: Selection, console: Console) -> None:
             console.print(f"  Close call: {ranking.close_call.text()}", soft_wrap=True, markup=False)
     for failed in selection.failed:
         console.print(f"Failed: {failed.label}: {failed.failure}", soft_wrap=True, markup=False)
+    if selection.measured is not None:
+        from benchsel.cli.probe_cmd import render_measured
+        from benchsel.probe import MeasuredRanking
+
+        assert isinstance(selection.measured, MeasuredRanking)
+        render_measured(selection.measured, console)
     for entry in selection.deploy_now.entries:
         if entry.flags:
             console.print(f"Flag: {entry.label}: {'; '.join(entry.flags)}", soft_wrap=True, markup=False)
@@ -324,34 +332,52 @@ def models(
     finally:
         served.close()
     console = _console()
-    console.print(candidates_table(candidates, num_ctx, getattr(served, "name", backend)))
+    shelf = _demo_shelf() if getattr(served, "name", backend) == "llamacpp" else None
+    console.print(candidates_table(candidates, num_ctx, getattr(served, "name", backend), shelf))
     for candidate in candidates:
         if candidate.problem:
             console.print(f"{candidate.name}: {candidate.problem}", soft_wrap=True)
 
 
-def candidates_table(candidates: list[Candidate], num_ctx: int, backend: str) -> Table:
+def _demo_shelf() -> dict[str, DemoModel]:
+    from benchsel.backends.demo import DEMO_MODELS
+
+    return dict(DEMO_MODELS)
+
+
+def candidates_table(
+    candidates: list[Candidate], num_ctx: int, backend: str, shelf: dict[str, DemoModel] | None = None
+) -> Table:
+    """One row a model; ``shelf`` (the embedded engine's demo models) adds licence and installed columns
+    and gives a model that is not installed its size, quantization and parameters from the registry."""
     from rich.table import Table
 
     from benchsel.hardware import format_bytes
 
     table = Table(title=f"Models on {backend}", title_justify="left", header_style="bold")
-    headers = ("Model", "Size", "Quant", "Params", "Context", "Capabilities", f"VRAM @ {num_ctx} (+margin)")
+    headers = ["Model", "Size", "Quant", "Params", "Context", "Capabilities", f"VRAM @ {num_ctx} (+margin)"]
+    headers += ["Licence", "Installed"] if shelf is not None else []
     for header in headers:
-        table.add_column(header, justify="left" if header in ("Model", "Quant", "Capabilities") else "right")
+        left = header in ("Model", "Quant", "Capabilities", "Licence", "Installed")
+        table.add_column(header, justify="left" if left else "right")
     for c in candidates:
         s = c.snapshot
+        demo = (shelf or {}).get(c.name)
         if s is None:
-            table.add_row(c.name, "-", "-", "-", "-", "unavailable", "-")
-            continue
-        caps = ", ".join("THINKING" if cap == "thinking" else cap for cap in s.capabilities) or "-"
-        table.add_row(
-            c.name,
-            format_bytes(s.size_bytes) if s.size_bytes else "-",
-            s.quantization or "-",
-            s.parameter_size or "-",
-            str(s.context_length) if s.context_length else "-",
-            caps,
-            format_bytes(c.estimate.total_bytes) if c.estimate else "-",
-        )
+            known = [format_bytes(demo.size_bytes), demo.quantization, demo.parameters] if demo else ["-"] * 3
+            row = [c.name, *known, "-", "unavailable", "-"]
+        else:
+            caps = ", ".join("THINKING" if cap == "thinking" else cap for cap in s.capabilities) or "-"
+            row = [
+                c.name,
+                format_bytes(s.size_bytes) if s.size_bytes else "-",
+                s.quantization or "-",
+                s.parameter_size or "-",
+                str(s.context_length) if s.context_length else "-",
+                caps,
+                format_bytes(c.estimate.total_bytes) if c.estimate else "-",
+            ]
+        if shelf is not None:
+            row += [demo.licence if demo else "-", "yes" if s is not None else "no"]
+        table.add_row(*row)
     return table

@@ -43,7 +43,8 @@ def _console() -> Console:
 @click.option(
     "--from-selection",
     type=click.Path(dir_okay=False, path_type=Path),
-    help="selection.json from `benchsel select`: train its winner, compare with its run.",
+    help="selection.json from `benchsel select`: train its winner, compare with its run; options given "
+    "here win over it.",
 )
 @click.option("--data", type=click.Path(dir_okay=False, path_type=Path), help="Training data (JSONL).")
 @click.option("--format", "fmt", type=click.Choice(FORMAT_CHOICES), default="auto", show_default=True)
@@ -61,7 +62,16 @@ def _console() -> Console:
 @click.option("--grad-accum", type=int, help="Gradient accumulation steps [4].")
 @click.option("--max-seq-len", type=int, help="Longest example in tokens [2048].")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), help="[reports/train-<time>]")
-@click.option("--register", "register_name", metavar="NAME", help="Create NAME in Ollama: base + adapter.")
+@click.option(
+    "--register", "register_name", metavar="NAME", help="Create NAME in Ollama (checked before training)."
+)
+@click.option(
+    "--register-mode",
+    type=click.Choice(["merged", "adapter"]),
+    default="merged",
+    show_default=True,
+    help="merged: FROM a merged GGUF made by llama-export-lora (any Ollama); adapter: FROM base + ADAPTER.",
+)
 @click.option("--merged", is_flag=True, help="Also save the merged model as safetensors.")
 @click.option("--evaluate", is_flag=True, help="Benchmark the fine-tune and compare it with the base.")
 @click.option("--host", help="Ollama host [OLLAMA_HOST].")
@@ -78,6 +88,7 @@ def train(ctx: click.Context, **options: Any) -> None:
     Examples:
       benchsel train --from-selection reports/RUN/selection.json --evaluate
       benchsel train --base smollm2:135m --max-steps 60 --evaluate --limit 20
+      benchsel train --base gemma3:4b --data my.jsonl --register extractor --evaluate
       benchsel train data generate --n 600 --out train.jsonl
       benchsel train data check train.jsonl --evalset extraction-v1
     """
@@ -123,6 +134,7 @@ def _plan(options: dict[str, Any]) -> Any:
         settings=_settings(options),
         out_dir=options["out"],
         register=options["register_name"],
+        register_mode=options["register_mode"],
         merged=options["merged"],
         evaluate=options["evaluate"],
         synthetic_n=options["synthetic_n"],
@@ -163,6 +175,13 @@ def _eta(seconds: float | None) -> str:
 
 
 def _run_with_progress(plan: Any, console: Console) -> TrainOutcome:
+    """Training under a training bar; the evaluation afterwards under one bar per benchmarked model."""
+    import dataclasses
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from benchsel.cli.run_cmd import ProgressPrinter
+    from benchsel.train.pipeline import evaluate
     from benchsel.train.pipeline import train as run_pipeline
 
     progress = _progress(console)
@@ -172,6 +191,9 @@ def _run_with_progress(plan: Any, console: Console) -> TrainOutcome:
     def on_progress(event: TrainProgress) -> None:
         if event.eval_loss is not None:
             last_val.append(event.eval_loss)
+            progress.console.print(
+                f"validation loss {event.eval_loss:.4f} at step {event.step} (epoch {event.epoch:.2f})"
+            )
         fields: dict[str, Any] = {
             "loss": _fmt(event.loss, ".4f") if event.loss is not None else progress.tasks[0].fields["loss"],
             "val": _fmt(last_val[-1] if last_val else None, ".4f"),
@@ -181,32 +203,63 @@ def _run_with_progress(plan: Any, console: Console) -> TrainOutcome:
         progress.update(task, completed=event.step, total=event.max_steps, visible=True, **fields)
 
     with progress:
-        return run_pipeline(plan, on_stage=lambda text: progress.console.print(text), on_progress=on_progress)
+        outcome = run_pipeline(
+            dataclasses.replace(plan, evaluate=False),
+            on_stage=lambda text: progress.console.print(text),
+            on_progress=on_progress,
+        )
+    if not plan.evaluate:
+        return outcome
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[tps]}"),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=console, transient=False) as bars:
+        printer = ProgressPrinter(bars)
+        evaluation = evaluate(plan, outcome, lambda text: bars.console.print(text), printer)
+    return dataclasses.replace(outcome, evaluation=evaluation)
 
 
 def _render_outcome(outcome: TrainOutcome, console: Console) -> None:
+    from benchsel.hardware import format_bytes
+
     result = outcome.training
     best = _fmt(result.best_eval_loss, ".4f")
     console.print(
-        f"Trained {outcome.base_name}: {result.steps} steps in {result.train_seconds:.0f} s "
-        f"({result.tokens_per_s:.0f} tok/s, {result.device}{', QLoRA' if result.qlora else ''}); "
+        f"Trained {outcome.fine_tune_name}: {result.steps} steps in {result.train_seconds:.0f} s "
+        f"({result.tokens_per_s:.0f} tok/s, {result.device}{', QLoRA' if result.qlora else ''}, "
+        f"peak memory {format_bytes(result.peak_memory_bytes)}); "
         f"best validation loss {best}{' (stopped early)' if result.stopped_early else ''}"
     )
     console.print(f"Adapter: {outcome.adapter_gguf}")
     console.print(f"Modelfile: {outcome.modelfile}")
     if outcome.merged_dir is not None:
-        console.print(f"Merged model: {outcome.merged_dir}")
-    if outcome.registered:
-        console.print(f"Registered with Ollama: {outcome.registered} (try `ollama run {outcome.registered}`)")
+        console.print(f"Merged model (safetensors): {outcome.merged_dir}")
+    registration = outcome.registration
+    if registration is not None and registration.merged_gguf is not None:
+        console.print(f"Merged GGUF: {registration.merged_gguf}")
+    if registration is not None and registration.ok:
+        console.print(f"Registered with Ollama: {registration.name} (try `ollama run {registration.name}`)")
+    elif registration is not None:
+        console.print(f"[yellow]Not registered[/]: {registration.error}")
+        console.print(f"Register it later with: {registration.command}")
+    else:
+        console.print(f"Next: register it with `cd {outcome.out_dir} && ollama create NAME -f Modelfile`")
+        console.print(
+            f"  or benchmark it again with `benchsel run --lora {outcome.adapter_gguf} "
+            f"--models {outcome.base_name}`"
+        )
     evaluation = outcome.evaluation
     if evaluation is None:
         return
     from benchsel.cli.render import results_table
 
-    console.print(
-        results_table(list(evaluation.before.models), title=f"Before: run {evaluation.before.run.id}")
-    )
-    console.print(results_table(list(evaluation.after.models), title=f"After: run {evaluation.after.run.id}"))
+    before, after = evaluation.before, evaluation.after
+    console.print(results_table(list(before.models), title=f"Base: run {before.run.id}"))
+    console.print(results_table(list(after.models), title=f"Fine-tune: run {after.run.id}"))
     for path in evaluation.written:
         console.print(f"Wrote {path}")
 

@@ -35,8 +35,9 @@ def write_report(
     """Write ``<out_dir>/<run id>/report.md``, ``report.html``, ``metrics.json`` and/or ``models.csv``
     with ``cases.csv``; returns the paths written."""
     wanted = parse_formats(formats)
-    target = Path(out_dir) / summary.run.id
-    target.mkdir(parents=True, exist_ok=True)
+    from benchsel.paths import prepare_output_dir
+
+    target = prepare_output_dir(Path(out_dir) / summary.run.id)
     written = []
     if "md" in wanted or "html" in wanted:
         from benchsel.report.selection_view import selection_view

@@ -105,6 +105,8 @@ class Comparison:
     pairs: tuple[ModelComparison, ...]
     only_a: tuple[str, ...]
     only_b: tuple[str, ...]
+    labels: tuple[str, str] = ("run A", "run B")
+    """What A and B are called in the rendered comparison, e.g. ("base", "fine-tune")."""
 
     def regressions(self, metric: str, tolerance: float = 0.0) -> list[str]:
         """One line per pair whose ``metric`` dropped (B below A) by more than ``tolerance``."""
@@ -223,7 +225,13 @@ def pair_models(summary_a: RunSummary, summary_b: RunSummary) -> list[tuple[Mode
     return pairs
 
 
-def compare_runs(summary_a: RunSummary, summary_b: RunSummary, *, seed: int = 0) -> Comparison:
+def compare_runs(
+    summary_a: RunSummary,
+    summary_b: RunSummary,
+    *,
+    seed: int = 0,
+    labels: tuple[str, str] = ("run A", "run B"),
+) -> Comparison:
     """Compare run B against run A (B minus A) on the eval set both were made with."""
     run_a, run_b = summary_a.run, summary_b.run
     hash_a, hash_b = run_a.evalset_hash, run_b.evalset_hash
@@ -251,4 +259,5 @@ def compare_runs(summary_a: RunSummary, summary_b: RunSummary, *, seed: int = 0)
         pairs=tuple(compare_models(a, b, order, seed=seed) for a, b in pairs),
         only_a=tuple(m.name for m in summary_a.models if m.name not in paired_a),
         only_b=tuple(m.name for m in summary_b.models if m.name not in paired_b),
+        labels=labels,
     )

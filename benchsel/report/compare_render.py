@@ -18,6 +18,12 @@ TOP_CHANGES = 10
 DIFF_HEADERS = ("Metric", "Run A", "Run B", "Difference (B - A) [95% CI]", "P(B not better)")
 
 
+def diff_headers(c: Comparison) -> tuple[str, ...]:
+    """DIFF_HEADERS with the comparison's names for A and B (e.g. base / fine-tune)."""
+    a, b = (label[:1].upper() + label[1:] for label in c.labels)
+    return ("Metric", a, b, "Difference (B - A) [95% CI]", "P(B not better)")
+
+
 def fmt_diff(metric: Metric, d: MetricDiff) -> str:
     e = d.difference
     if e is None:
@@ -58,7 +64,8 @@ def wins_text(pair: ModelComparison) -> str:
 
 def header_lines(c: Comparison) -> list[str]:
     return [
-        f"Run A: {c.run_a.id} ({c.run_a.created_at}); run B: {c.run_b.id} ({c.run_b.created_at}).",
+        f"{c.labels[0][:1].upper() + c.labels[0][1:]}: {c.run_a.id} ({c.run_a.created_at}); "
+        f"{c.labels[1]}: {c.run_b.id} ({c.run_b.created_at}).",
         f"Eval set {c.evalset_name} (hash {c.evalset_hash[:12]}). Differences are B minus A with paired "
         "bootstrap 95% intervals over the cases both runs answered.",
     ]
@@ -71,7 +78,7 @@ def comparison_markdown(c: Comparison) -> str:
         lines += [
             f"## {md_text(pair.label)}",
             "",
-            md_table(DIFF_HEADERS, diff_rows(pair)),
+            md_table(diff_headers(c), diff_rows(pair)),
             "",
             md_text(wins_text(pair)),
         ]
@@ -106,7 +113,7 @@ def comparison_html(c: Comparison) -> str:
             comparison=c,
             header=header_lines(c),
             pairs=pairs,
-            diff_headers=DIFF_HEADERS,
+            diff_headers=diff_headers(c),
             css=Markup(static_text("report.css")),
             version=__version__,
         )

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from benchsel import __version__
 from benchsel.report.drilldown import case_details
-from benchsel.report.plots import Plot, format_debt, heatmap, quality_speed, vram
+from benchsel.report.plots import Plot, format_debt, heatmap, predicted_vs_measured, quality_speed, vram
 from benchsel.report.selection_view import SelectionView, fallback_cards, measured_vram
 from benchsel.report.view import (
     Table,
@@ -92,12 +92,15 @@ def render_plots(summary: RunSummary, selection: SelectionView | None) -> list[P
     budget = selection.budget_bytes if selection is not None else None
     reserve = selection.reserve_bytes if selection is not None else None
     margin = selection.margin_bytes if selection is not None else None
-    return [
+    plots = [
         quality_speed(models),
         format_debt(models),
         vram(bars, budget, reserve, margin),
         heatmap(models, [case.id for case in cases_run(summary)]),
     ]
+    if selection is not None and selection.measured:
+        plots.append(predicted_vs_measured(selection.measured))
+    return plots
 
 
 def render_html(summary: RunSummary, selection: SelectionView | None) -> str:

@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ParamSpec
 
-from benchsel.report.selection_view import VramBar
+from benchsel.report.selection_view import MeasuredPoint, VramBar
 from benchsel.summary import ModelSummary
 
 if TYPE_CHECKING:
@@ -215,6 +215,27 @@ def format_debt(models: Sequence[ModelSummary]) -> Plot:
         "Valid JSON against content entity F1",
         "Filled: content entity F1 (what the model understood), with faint 95% intervals on both axes. "
         "Hollow: as-is F1. The dashed line beside each point spans the format debt a LoRA fixes cheaply.",
+        to_svg(fig),
+    )
+
+
+@_styled
+def predicted_vs_measured(points: Sequence[MeasuredPoint]) -> Plot:
+    fig, ax = _draw(6.4, 3.8)
+    xs = [p.predicted for p in points]
+    ys = [p.measured for p in points]
+    _points(ax, xs, ys, _colors(len(points)), y_bounds=[(p.low, p.high) for p in points])
+    _names(ax, [p.model for p in points], xs, ys)
+    ax.set_xlabel("trainable potential (predicted)")
+    ax.set_ylabel("as-is entity F1 after the probe")
+    ax.set_xlim(-0.05, 1.05)
+    ax.set_ylim(-0.05, 1.05)
+    return Plot(
+        "predicted-measured",
+        "Predicted against measured trainability",
+        "Each probed model's trainable-potential score against the as-is entity F1 it reached after the "
+        "probe, with its 95% interval. Where the order along the two axes differs, the measurement is "
+        "the better guide.",
         to_svg(fig),
     )
 

@@ -4,13 +4,14 @@ VRAM figures. Built from ``benchsel.selection.Selection``; without one, only wha
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from benchsel.hardware import format_bytes
 from benchsel.report.view import NA, best, fmt_score, fmt_tps
 from benchsel.summary import RunSummary
 
 if TYPE_CHECKING:
+    from benchsel.probe import MeasuredRanking
     from benchsel.selection import Entry, Ranking, RankingName, Selection
 
 
@@ -37,6 +38,17 @@ class VramBar:
 
 
 @dataclass(frozen=True)
+class MeasuredPoint:
+    """One probed model: what trainable potential predicted against what the probe measured."""
+
+    model: str
+    predicted: float
+    measured: float
+    low: float
+    high: float
+
+
+@dataclass(frozen=True)
 class SelectionView:
     cards: tuple[Card, ...]
     rankings: tuple[RankingView, ...] = ()
@@ -49,6 +61,7 @@ class SelectionView:
     margin_bytes: int | None = None
     constraints: str = ""
     notes: tuple[str, ...] = ()
+    measured: tuple[MeasuredPoint, ...] = ()
 
 
 def measured_vram(summary: RunSummary) -> tuple[VramBar, ...]:
@@ -204,6 +217,12 @@ def from_selection(selection: Selection) -> SelectionView:
     ]
     if c.vram_bytes is None:
         notes.append("VRAM was not checked: pass --vram to exclude models that do not fit.")
+    rankings: tuple[RankingView, ...] = (
+        _ranking(selection, selection.trainable),
+        _ranking(selection, selection.deploy_now),
+    )
+    if selection.measured is not None:
+        rankings += (_measured_ranking(cast("MeasuredRanking", selection.measured)),)
     return SelectionView(
         cards=(
             _winner_card(
@@ -214,7 +233,7 @@ def from_selection(selection: Selection) -> SelectionView:
             ),
             _budget_card(selection),
         ),
-        rankings=(_ranking(selection, selection.trainable), _ranking(selection, selection.deploy_now)),
+        rankings=rankings,
         excluded=_excluded(selection),
         vram_headers=("Model", "Needed", "Source", "Estimated", "Measured", "Headroom", "Fits"),
         vram_rows=_vram_rows(selection),
@@ -229,4 +248,29 @@ def from_selection(selection: Selection) -> SelectionView:
         margin_bytes=c.margin_bytes,
         constraints=constraints_text(selection),
         notes=tuple(notes),
+        measured=_measured_points(cast("MeasuredRanking | None", selection.measured)),
+    )
+
+
+def _measured_ranking(measured: MeasuredRanking) -> RankingView:
+    rows = tuple(
+        (str(e.rank) if e.rank else "-", e.model, f"{e.score:.3f}", e.reason) for e in measured.entries
+    )
+    description = (
+        f"Which base gained most when measured: {measured.description}, then as-is entity F1 on "
+        f"{len(measured.split.get('probe', []))} probe cases the final verdict never uses "
+        f"(probe {measured.probe_id})."
+    )
+    return RankingView("Measured trainability", description, rows)
+
+
+def _measured_points(measured: MeasuredRanking | None) -> tuple[MeasuredPoint, ...]:
+    if measured is None:
+        return ()
+    return tuple(
+        MeasuredPoint(
+            e.model, e.predicted, e.figures.probed.value, e.figures.probed.low, e.figures.probed.high
+        )
+        for e in measured.entries
+        if e.predicted is not None and e.figures.probed is not None
     )

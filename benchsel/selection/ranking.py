@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from benchsel import hardware
 from benchsel.defaults import MOSTLY_THINKING
@@ -256,6 +256,21 @@ def _tie_text(
     return f"tied on score with {', '.join(tied)}: decode speed breaks the tie"
 
 
+class Ranked(Protocol):
+    @property
+    def model(self) -> str: ...
+
+
+class ThirdRanking(Protocol):
+    """What a Selection needs of the measured-trainability ranking (benchsel.probe, which builds on
+    selection): its winner and its JSON."""
+
+    @property
+    def winner(self) -> Ranked | None: ...
+
+    def to_json(self) -> dict[str, Any]: ...
+
+
 @dataclass(frozen=True)
 class FailedModel:
     """A model with no scored reply: it has no score and is in neither ranking."""
@@ -278,6 +293,9 @@ class Selection:
     created_at: str
     evalset_path: str | None = None
     failed: tuple[FailedModel, ...] = ()
+    measured: ThirdRanking | None = None
+    """The third ranking, from the run's latest probe (a benchsel.probe.MeasuredRanking); None until one
+    is made."""
 
     @property
     def train_winner(self) -> Entry | None:
@@ -291,26 +309,29 @@ class Selection:
         """What selection.json holds, as the typed record `load_selection` reads back."""
         train = self.train_winner
         deploy = self.deploy_winner
-        return SelectionRecord.model_validate(
-            {
-                "version": SELECTION_VERSION,
-                "created_at": self.created_at,
-                "run_id": self.run_id,
-                "evalset": {"name": self.evalset_name, "hash": self.evalset_hash, "path": self.evalset_path},
-                "winners": {
-                    "train": train.model if train else None,
-                    "deploy_now": deploy.model if deploy else None,
-                },
-                "train_base": _base_json(self.snapshots[train.model]) if train else None,
-                "constraints": self.constraints.model_dump(),
-                "weights": self.weights.model_dump(),
-                "rankings": {
-                    "trainable_potential": self.trainable.to_json(),
-                    "deploy_now": self.deploy_now.to_json(),
-                },
-                "failed": [vars(f) for f in self.failed],
-            }
-        )
+        data: dict[str, Any] = {
+            "version": SELECTION_VERSION,
+            "created_at": self.created_at,
+            "run_id": self.run_id,
+            "evalset": {"name": self.evalset_name, "hash": self.evalset_hash, "path": self.evalset_path},
+            "winners": {
+                "train": train.model if train else None,
+                "deploy_now": deploy.model if deploy else None,
+            },
+            "train_base": _base_json(self.snapshots[train.model]) if train else None,
+            "constraints": self.constraints.model_dump(),
+            "weights": self.weights.model_dump(),
+            "rankings": {
+                "trainable_potential": self.trainable.to_json(),
+                "deploy_now": self.deploy_now.to_json(),
+            },
+            "failed": [vars(f) for f in self.failed],
+        }
+        if self.measured is not None:  # the third ranking, once the run has been probed (benchsel.probe)
+            winner = self.measured.winner
+            data["winners"]["measured_trainability"] = winner.model if winner else None
+            data["rankings"]["measured_trainability"] = self.measured.to_json()
+        return SelectionRecord.model_validate(data)
 
     def to_json(self) -> dict[str, Any]:
         return self.record().model_dump(mode="json")

@@ -7,7 +7,15 @@ import json
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    ValidationError,
+    model_serializer,
+    model_validator,
+)
 
 from benchsel.errors import UsageError
 from benchsel.evalset import EvalSet
@@ -53,6 +61,38 @@ class EvalSetRef(_Record):
 class Winners(_Record):
     train: str | None = None
     deploy_now: str | None = None
+    measured_trainability: str | None = None  # written only once the run has been probed
+
+    @model_serializer(mode="wrap")
+    def _without_an_unprobed_third(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data: dict[str, Any] = handler(self)
+        if data.get("measured_trainability") is None:
+            data.pop("measured_trainability", None)
+        return data
+
+
+class MeasuredEntryRecord(_Record):
+    model: str
+    rank: int | None
+    score: float
+    excluded: bool
+    reason: str
+    predicted_trainable_potential: float | None = None
+    figures: dict[str, Any]
+
+
+class MeasuredRankingRecord(_Record):
+    """The third ranking: measured trainability from the run's latest probe (benchsel.probe)."""
+
+    winner: str | None
+    probe_id: str
+    method: str
+    created_at: str
+    description: str
+    main_metric: str
+    probe_cases: int
+    test_cases: int
+    entries: list[MeasuredEntryRecord]
 
 
 class TrainBase(_Record):
@@ -143,7 +183,7 @@ class SelectionRecord(_Record):
     train_base: TrainBase | None
     constraints: Constraints
     weights: Weights
-    rankings: dict[RankingName, RankingRecord]
+    rankings: dict[RankingName | Literal["measured_trainability"], RankingRecord | MeasuredRankingRecord]
     failed: list[FailedRecord] = Field(default_factory=list)
 
     @model_validator(mode="after")
@@ -212,11 +252,8 @@ def load_selection(path: str | Path) -> SelectionRecord:
         got = f" (got {_short_repr(err['input'])})" if err["loc"] else ""
         raise UsageError(f"{path}: {where}: {message}{got} - {redo}") from None
     if not record.winners.train:
-        why = (
-            record.rankings["trainable_potential"].no_winner
-            if "trainable_potential" in record.rankings
-            else None
-        )
+        ranking = record.rankings.get("trainable_potential")
+        why = ranking.no_winner if isinstance(ranking, RankingRecord) else None
         raise UsageError(
             f"{path}: {why or 'no model met the constraints'}, so there is nothing to train - pass --base"
         )

@@ -7,10 +7,12 @@ import importlib.util
 import json
 import os
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from benchsel.backends.demo import demo_model_path, is_demo_model
 from benchsel.errors import MissingExtra, ModelNotFound, UsageError
 
 BaseKind = Literal["hf_dir", "gguf", "demo", "ollama", "hf_id"]
@@ -57,17 +59,25 @@ def default_cache_dir() -> Path:
 
 
 def resolve_base(
-    base: str, *, cache_dir: Path | None = None, ollama_models: Path | None = None
+    base: str,
+    *,
+    cache_dir: Path | None = None,
+    ollama_models: Path | None = None,
+    on_stage: Callable[[str], None] | None = None,
 ) -> ResolvedBase:
-    """Turn what a person typed as ``--base`` into a :class:`ResolvedBase`."""
+    """Turn what a person typed as ``--base`` into a :class:`ResolvedBase`; ``on_stage`` hears about
+    the slow part (dequantizing a GGUF the first time)."""
     cache = cache_dir or default_cache_dir()
+    stage = on_stage or (lambda text: None)
     path = Path(base).expanduser()
     if path.is_dir() and (path / "config.json").is_file():
         return ResolvedBase("hf_dir", path, None, _hf_architecture(path))
     if path.is_file() and path.suffix == ".gguf":
-        return _from_gguf("gguf", path, cache, None)
+        return _from_gguf("gguf", path, cache, None, stage)
     if base in DEMO_BASES:
-        return _from_gguf("demo", demo_gguf_path(base), cache, base)
+        return _from_gguf("demo", demo_gguf_path(base), cache, base, stage)
+    if is_demo_model(base):  # every model the embedded engine serves by name trains from the same GGUF
+        return _from_gguf("demo", demo_model_path(base), cache, base, stage)
     if path.suffix == ".gguf" or os.sep in base and not _looks_like_hf_id(base):
         raise UsageError(
             f"--base {base!r}: no such file or directory - give a GGUF file, a model directory "
@@ -75,7 +85,7 @@ def resolve_base(
         )
     if _looks_like_hf_id(base):
         return ResolvedBase("hf_id", _download(base), None, "", None)
-    return _from_ollama(base, cache, ollama_models)
+    return _from_ollama(base, cache, ollama_models, stage)
 
 
 def _looks_like_hf_id(base: str) -> bool:
@@ -125,10 +135,12 @@ def ollama_blob_path(tag: str, models_dir: Path | None = None) -> Path:
     return blob
 
 
-def _from_ollama(tag: str, cache: Path, models_dir: Path | None) -> ResolvedBase:
+def _from_ollama(
+    tag: str, cache: Path, models_dir: Path | None, stage: Callable[[str], None]
+) -> ResolvedBase:
     blob = ollama_blob_path(tag, models_dir)
     try:
-        return _from_gguf("ollama", blob, cache, tag)
+        return _from_gguf("ollama", blob, cache, tag, stage)
     except UnsupportedGGUF as exc:
         hf_id = HF_IDS.get(tag)
         if hf_id is None:
@@ -185,11 +197,17 @@ def _file_key(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _from_gguf(kind: BaseKind, path: Path, cache: Path, tag: str | None) -> ResolvedBase:
+def _from_gguf(
+    kind: BaseKind, path: Path, cache: Path, tag: str | None, stage: Callable[[str], None]
+) -> ResolvedBase:
     architecture = gguf_architecture(path)
     target = cache / _file_key(path)[:32]
     if not (target / "config.json").is_file():
-        _dequantize_gguf(path, target, architecture)
+        from benchsel.train.libs import quiet_training_libraries
+
+        stage(f"Dequantizing {path.name} into trainable weights (once; kept in {target})")
+        with quiet_training_libraries():
+            _dequantize_gguf(path, target, architecture)
     return ResolvedBase(kind, target, path, architecture, tag)
 
 

@@ -510,20 +510,6 @@ def _check_leaks(
 
 # ---- rendering with the base model's chat template --------------------------------------------
 
-# Gemma's turn format, for base models whose tokenizer carries no chat template.
-GEMMA_TURN_TEMPLATE = (
-    "{{ bos_token }}{% set ns = namespace(system='') %}"
-    "{% for m in messages %}"
-    "{% if m['role'] == 'system' %}{% set ns.system = m['content'] + '\n\n' %}"
-    "{% else %}"
-    "{{ '<start_of_turn>' + ('model' if m['role'] == 'assistant' else 'user') + '\n' }}"
-    "{% if m['role'] == 'user' %}{{ ns.system }}{% set ns.system = '' %}{% endif %}"
-    "{{ m['content'] | trim }}{{ '<end_of_turn>\n' }}"
-    "{% endif %}"
-    "{% endfor %}"
-    "{% if add_generation_prompt %}{{ '<start_of_turn>model\n' }}{% endif %}"
-)
-
 
 def render_for_training(
     example: Example, tokenizer: Any, *, fallback_template: str | None = None
@@ -539,7 +525,7 @@ def render_for_training(
         name = getattr(tokenizer, "name_or_path", "") or "the tokenizer"
         raise UsageError(
             f"{name} has no chat template (a base model?) - use an instruct model's tokenizer or pass "
-            "fallback_template= (GEMMA_TURN_TEMPLATE gives Gemma's turn format)"
+            "fallback_template= (chat_templates.GEMMA_TURN_TEMPLATE gives Gemma's turn format)"
         )
     messages = [m.as_dict() for m in example.messages]
     prompt_text = _chat_text(tokenizer, messages[:-1], template, add_generation_prompt=True)

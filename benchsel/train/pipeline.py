@@ -14,30 +14,33 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from benchsel.errors import MissingExtra, UsageError
+from benchsel.errors import BenchselError, MissingExtra, UsageError
 from benchsel.train.lora import TrainSettings
 
 if TYPE_CHECKING:
     from benchsel.evalset import EvalSet
     from benchsel.report.compare import Comparison
+    from benchsel.runner import EventCallback
     from benchsel.selection import SelectionRecord
     from benchsel.summary import RunSummary
     from benchsel.train.base import ResolvedBase
     from benchsel.train.data import DataReport, Example, Format, PreparedData
     from benchsel.train.lora import ProgressFn, TrainResult
-    from benchsel.train.register import BaseServing
+    from benchsel.train.register import BaseServing, RegisterMode
 
 DEFAULT_EVALSET = "extraction-v1"
 DEFAULT_SYNTHETIC_N = 600
 TRAINING_MODULES = ("torch", "transformers", "peft", "trl")
 RUN_OPTION_KEYS = ("temperature", "seed", "num_ctx", "num_predict", "format", "think")
+COMPARISON_LABELS = ("base", "fine-tune")
 
 StageFn = Callable[[str], None]
 
 
 @dataclass(frozen=True)
 class TrainPlan:
-    """Everything ``benchsel train`` was asked to do. ``base`` or ``from_selection`` names the base."""
+    """Everything ``benchsel train`` was asked to do. ``base`` or ``from_selection`` names the base;
+    an option set here (not None) always wins over what the selection says."""
 
     base: str | None = None
     from_selection: Path | None = None
@@ -48,6 +51,7 @@ class TrainPlan:
     settings: TrainSettings = field(default_factory=lambda: TrainSettings.model_validate({}))
     out_dir: Path | None = None
     register: str | None = None
+    register_mode: RegisterMode = "merged"
     merged: bool = False
     evaluate: bool = False
     synthetic_n: int = DEFAULT_SYNTHETIC_N
@@ -62,6 +66,35 @@ class TrainPlan:
 
 
 @dataclass(frozen=True)
+class FromSelection:
+    """What ``--from-selection`` contributes: the winner to train, the eval set, the run to compare with."""
+
+    path: Path
+    winner: str
+    run_id: str
+    evalset_name: str | None
+    evalset_hash: str | None
+    served_by_ollama: bool
+    record: SelectionRecord | None = None  # the validated selection.json, when read from a file
+
+
+@dataclass(frozen=True)
+class Registration:
+    """How the fine-tune was (or can be) registered with Ollama: the Modelfile, the command to run."""
+
+    name: str
+    mode: str
+    modelfile: Path
+    command: str
+    merged_gguf: Path | None = None
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+@dataclass(frozen=True)
 class Evaluation:
     """The base's run, the fine-tune's run, and their comparison (B = fine-tune minus A = base)."""
 
@@ -70,6 +103,7 @@ class Evaluation:
     comparison: Comparison
     written: tuple[Path, ...]
     engine: str
+    notes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -81,9 +115,17 @@ class TrainOutcome:
     training: TrainResult
     adapter_gguf: Path
     modelfile: Path
-    registered: str | None = None
+    fine_tune_name: str = ""
+    registration: Registration | None = None
     merged_dir: Path | None = None
     evaluation: Evaluation | None = None
+    evalset: EvalSet | None = field(default=None, repr=False)
+    selection: FromSelection | None = None
+
+    @property
+    def registered(self) -> str | None:
+        """The Ollama name the fine-tune was registered as, when registration succeeded."""
+        return self.registration.name if self.registration and self.registration.ok else None
 
 
 def require_training_extra() -> None:
@@ -101,11 +143,25 @@ def default_out_dir(root: Path = Path("reports")) -> Path:
     return root / f"train-{datetime.now():%Y%m%d-%H%M%S}"
 
 
+def adapter_label(plan: TrainPlan, out_dir: Path) -> str:
+    """What tells the fine-tune from its base: the --register name, else the output folder's name."""
+    return plan.register or out_dir.name
+
+
+def fine_tune_name(base_name: str, label: str) -> str:
+    """``smollm2:135m+extractor``: the name the fine-tune has in the output and the run store."""
+    return f"{base_name}+{label}"
+
+
 # ---- the pipeline -------------------------------------------------------------------------------
 
 
 def train(
-    plan: TrainPlan, *, on_stage: StageFn | None = None, on_progress: ProgressFn | None = None
+    plan: TrainPlan,
+    *,
+    on_stage: StageFn | None = None,
+    on_progress: ProgressFn | None = None,
+    on_event: EventCallback | None = None,
 ) -> TrainOutcome:
     """Train a LoRA on the plan's base, export it, register it, and evaluate it when asked."""
     from benchsel.evalset import load_evalset
@@ -116,45 +172,94 @@ def train(
 
     stage = on_stage or (lambda text: None)
     require_training_extra()
-    selection = _selection(plan.from_selection)
-    base_name = plan.base or str(selection.winners.train if selection else "")
-    if plan.evalset is None and selection is not None:
-        evalset = evalset_for_training(selection)  # by stored path, checked against its content hash
+    selection = read_selection(plan.from_selection)
+    base_name = plan.base or (selection.winner if selection else "")
+    if plan.evalset is None and selection is not None and selection.record is not None:
+        evalset = evalset_for_training(selection.record)  # by stored path, checked against its content hash
     else:
-        evalset = load_evalset(plan.evalset or DEFAULT_EVALSET)
-    out_dir = Path(plan.out_dir or default_out_dir())
+        named = selection.evalset_name if selection else None
+        evalset = load_evalset(plan.evalset or named or DEFAULT_EVALSET)
+    if selection is not None:
+        stage(selection_line(plan, selection, evalset.name))
+    # absolute from here on: llama-server and llama-export-lora run in other working directories
+    out_dir = Path(plan.out_dir or default_out_dir()).expanduser().resolve()
+    if plan.register is not None:
+        _preflight_register(plan)
     out_dir.mkdir(parents=True, exist_ok=True)
 
     data = build_data(plan, evalset, out_dir, stage)
     stage(f"Resolving base {base_name}")
-    base = resolve_base(base_name, cache_dir=plan.cache_dir)
+    base = resolve_base(base_name, cache_dir=plan.cache_dir, on_stage=stage)
+    tag = serving_tag(base, selection)
+    if plan.register is not None:
+        _preflight_base(plan, base, tag)
+    stage(f"Tokenizing {len(data.train) + len(data.validation)} examples with {base_name}'s chat template")
     train_rows, val_rows = render_rows(base, data.train), render_rows(base, data.validation)
-    stage(f"Training LoRA r={plan.settings.r} alpha={plan.settings.alpha} on {len(train_rows)} examples")
-    result = train_lora(base, train_rows, val_rows, plan.settings, out_dir, on_progress)
+    label = adapter_label(plan, out_dir)
+    name = fine_tune_name(base_name, label)
+    stage(
+        f"Training {name}: LoRA r={plan.settings.r} alpha={plan.settings.alpha} on {len(train_rows)} "
+        f"examples ({len(val_rows)} for validation)"
+    )
+    result = train_lora(base, train_rows, val_rows, plan.settings, out_dir, on_progress, on_stage=stage)
     adapter = export_gguf_adapter(result.adapter_dir, base, out_dir / "adapter.gguf")
     stage(f"Exported {adapter}")
 
-    tag = serving_tag(base, selection)
     serving = _serving(tag, plan.host)
     modelfile = write_modelfile_beside(adapter, tag or str(base.gguf_path or base.hf_dir), serving)
-    registered = _register(plan, tag, adapter, serving, stage)
+    registration = _register(plan, base, tag, adapter, serving, stage) if plan.register else None
+    if plan.merged:
+        stage("Saving the merged model as safetensors")
     merged = merge_and_save(result.adapter_dir, out_dir / "merged") if plan.merged else None
     outcome = TrainOutcome(
-        out_dir, base_name, base, data.report, result, adapter, modelfile, registered, merged
+        out_dir,
+        base_name,
+        base,
+        data.report,
+        result,
+        adapter,
+        registration.modelfile if registration else modelfile,
+        name,
+        registration,
+        merged,
+        evalset=evalset,
+        selection=selection,
     )
     if not plan.evaluate:
         return outcome
-    evaluation = evaluate(plan, outcome, evalset, selection, stage)
+    evaluation = evaluate(plan, outcome, stage, on_event)
     return dataclasses.replace(outcome, evaluation=evaluation)
 
 
-def _selection(path: Path | None) -> SelectionRecord | None:
-    """selection.json, validated before any work (a hand-edited file is one clear error)."""
+def read_selection(path: Path | None) -> FromSelection | None:
+    """The parts of a ``selection.json`` that training uses (the one place that reads it; the typed
+    record is validated before any work, so a hand-edited file is one clear error)."""
     if path is None:
         return None
     from benchsel.selection import load_selection
 
-    return load_selection(path)
+    record = load_selection(path)
+    train_base = record.train_base
+    return FromSelection(
+        path=Path(path),
+        winner=str(record.winners.train),
+        run_id=record.run_id,
+        evalset_name=record.evalset.name,
+        evalset_hash=record.evalset.hash,
+        served_by_ollama=train_base is not None and train_base.backend == "ollama",
+        record=record,
+    )
+
+
+def selection_line(plan: TrainPlan, selection: FromSelection, evalset_name: str) -> str:
+    """One line saying what was taken from the selection (options on the command line win)."""
+    taken = []
+    if plan.base is None:
+        taken.append(f"base {selection.winner}")
+    if plan.evalset is None:
+        taken.append(f"eval set {evalset_name}")
+    taken.append(f"the base's scores from run {selection.run_id}")
+    return f"From {selection.path}: " + ", ".join(taken) + " (options given on the command line win)"
 
 
 # ---- data ---------------------------------------------------------------------------------------
@@ -197,7 +302,7 @@ def synthetic_examples(n: int, seed: int, evalset: EvalSet) -> list[Example]:
 
 def chat_template_fallback(architecture: str) -> str | None:
     """Gemma's turn format for Gemma-family bases whose tokenizer has no template (base checkpoints)."""
-    from benchsel.train.data import GEMMA_TURN_TEMPLATE
+    from benchsel.chat_templates import GEMMA_TURN_TEMPLATE
 
     return GEMMA_TURN_TEMPLATE if "gemma" in architecture.lower() else None
 
@@ -216,13 +321,12 @@ def render_rows(base: ResolvedBase, examples: tuple[Example, ...]) -> list[dict[
 # ---- Modelfile and registration ----------------------------------------------------------------
 
 
-def serving_tag(base: ResolvedBase, selection: SelectionRecord | None) -> str | None:
+def serving_tag(base: ResolvedBase, selection: FromSelection | None) -> str | None:
     """The Ollama tag the adapter goes on: the base's own, or the selection winner served by Ollama."""
     if base.ollama_tag:
         return base.ollama_tag
-    train_base = selection.train_base if selection is not None else None
-    if train_base is not None and train_base.backend == "ollama":
-        return train_base.name
+    if selection is not None and selection.served_by_ollama:
+        return selection.winner
     return None
 
 
@@ -238,9 +342,55 @@ def _ollama_answers(host: str | None) -> bool:
     return ollama_answers(host)
 
 
+def _ollama_serves(host: str | None, tag: str) -> bool:
+    """Whether the Ollama at ``host`` answers and has ``tag``."""
+    if not _ollama_answers(host):
+        return False
+    backend = _ollama(host)
+    try:
+        backend.show(tag)
+        return True
+    except BenchselError:
+        return False
+    finally:
+        backend.close()
+
+
+def _preflight_register(plan: TrainPlan) -> None:
+    """Before any training: the name is one Ollama accepts and an Ollama answers."""
+    from benchsel.backends.ollama import resolve_host
+    from benchsel.train.register import check_model_name
+
+    check_model_name(str(plan.register))
+    if not _ollama_answers(plan.host):
+        raise UsageError(
+            f"--register {plan.register}: no Ollama answers at {resolve_host(plan.host)} - start it "
+            "(`ollama serve`) or set OLLAMA_HOST / --host; without --register the adapter and a "
+            "Modelfile are still written"
+        )
+
+
+def _preflight_base(plan: TrainPlan, base: ResolvedBase, tag: str | None) -> None:
+    """Before any training: the chosen registration can be made from this base."""
+    if plan.register_mode == "adapter":
+        if tag is None:
+            raise UsageError(
+                f"--register {plan.register} --register-mode adapter: the base is not an Ollama model - "
+                "train an Ollama tag (--base TAG), or use --register-mode merged"
+            )
+        return
+    from benchsel.train.export import export_lora_binary
+
+    export_lora_binary()
+    if base.gguf_path is None and base.architecture != "llama":
+        raise UsageError(
+            f"--register {plan.register}: the base {base.hf_dir} has no GGUF to merge the adapter into - "
+            "pass the base as a .gguf file or an Ollama tag, or use --register-mode adapter"
+        )
+
+
 def _serving(tag: str | None, host: str | None) -> BaseServing:
-    """Ollama's template and parameters for the base when Ollama serves it; none otherwise."""
-    from benchsel.errors import BenchselError
+    """Ollama's template, parameters and licence for the base when Ollama serves it; none otherwise."""
     from benchsel.train.register import BaseServing, base_serving
 
     if tag is None or not _ollama_answers(host):
@@ -254,35 +404,69 @@ def _serving(tag: str | None, host: str | None) -> BaseServing:
         backend.close()
 
 
-def write_modelfile_beside(adapter: Path, base_ref: str, serving: BaseServing) -> Path:
-    """``Modelfile`` next to the adapter: ``ollama create NAME -f Modelfile`` in that folder registers it."""
+def write_modelfile_beside(
+    adapter: Path, base_ref: str, serving: BaseServing, *, merged: Path | None = None
+) -> Path:
+    """``Modelfile`` next to the adapter: ``ollama create NAME -f Modelfile`` registers it. With
+    ``merged``, ``FROM merged.gguf`` (no ADAPTER, which newer Ollama versions refuse)."""
     from benchsel.train.export import write_modelfile
 
-    # a relative ADAPTER path: ollama create reads it relative to the Modelfile's folder
-    text = write_modelfile(base_ref, Path(adapter.name), serving.template, serving.parameters)
+    if merged is not None:
+        text = write_modelfile(merged, None, serving.template, serving.parameters, serving.license)
+    else:
+        # a relative ADAPTER path: ollama create reads it relative to the Modelfile's folder
+        text = write_modelfile(base_ref, Path(adapter.name), serving.template, serving.parameters)
     path = adapter.parent / "Modelfile"
     path.write_text(text, encoding="utf-8")
     return path
 
 
-def _register(
-    plan: TrainPlan, tag: str | None, adapter: Path, serving: BaseServing, stage: StageFn
-) -> str | None:
-    from benchsel.train.register import register_adapter
+def base_gguf(base: ResolvedBase, out_dir: Path) -> Path:
+    """A GGUF file of the base: its own, or an F32 conversion of a small Llama."""
+    return Path(embedded_model_path(base, out_dir))
 
-    if plan.register is None:
-        return None
-    if tag is None:
-        raise UsageError(
-            f"--register {plan.register}: the base is not an Ollama model - train an Ollama tag "
-            "(--base TAG or --from-selection), or create it by hand with the Modelfile"
-        )
-    backend = _ollama(plan.host)
+
+def _register(
+    plan: TrainPlan,
+    base: ResolvedBase,
+    tag: str | None,
+    adapter: Path,
+    serving: BaseServing,
+    stage: StageFn,
+) -> Registration:
+    """Register the fine-tune with Ollama. A failure here does not lose the training: the result says
+    which files were saved and the ``ollama create`` command that registers them later."""
+    from benchsel.train.export import merge_gguf
+    from benchsel.train.register import create_command, register_adapter, register_merged
+
+    name = str(plan.register)
+    merged: Path | None = None
+    modelfile = adapter.parent / "Modelfile"
+    backend = None
     try:
-        stage(f"Registering {plan.register} with Ollama at {backend.host} ({tag} + adapter)")
-        return register_adapter(backend, plan.register, tag, adapter, serving)
+        if plan.register_mode == "merged":
+            stage(
+                f"Merging the adapter into the base with llama-export-lora ({adapter.parent / 'merged.gguf'})"
+            )
+            merged = merge_gguf(base_gguf(base, adapter.parent), adapter, adapter.parent / "merged.gguf")
+            modelfile = write_modelfile_beside(adapter, "", serving, merged=merged)
+        backend = _ollama(plan.host)
+        what = "merged.gguf" if merged is not None else f"{tag} + adapter.gguf"
+        stage(f"Registering {name} with Ollama at {backend.host} ({what})")
+        if merged is not None:
+            register_merged(backend, name, merged, serving)
+        else:
+            register_adapter(backend, name, str(tag), adapter, serving)
+        return Registration(name, plan.register_mode, modelfile, create_command(name, modelfile), merged)
+    except BenchselError as exc:
+        command = create_command(name, modelfile)
+        saved = ", ".join(str(p) for p in (adapter, merged, modelfile) if p is not None and p.exists())
+        stage(f"Registration of {name} failed: {exc}")
+        stage(f"Saved: {saved}. Register it later with: {command}")
+        return Registration(name, plan.register_mode, modelfile, command, merged, error=str(exc))
     finally:
-        backend.close()
+        if backend is not None:
+            backend.close()
 
 
 # ---- evaluation ---------------------------------------------------------------------------------
@@ -291,59 +475,85 @@ def _register(
 def evaluate(
     plan: TrainPlan,
     outcome: TrainOutcome,
-    evalset: EvalSet,
-    selection: SelectionRecord | None,
-    stage: StageFn,
+    stage: StageFn | None = None,
+    on_event: EventCallback | None = None,
 ) -> Evaluation:
-    """Run the eval set on the fine-tune (Ollama when registered and answering, else llama-server with
-    ``--lora``), and compare it with the base's run: the selection's run, or a fresh one."""
+    """Run the eval set on the fine-tune (Ollama when it is registered there beside its base, else
+    llama-server with ``--lora``), and compare it with the base's run: the selection's run when it was
+    made with the same options, or a fresh one (replies stored before are reused)."""
     from benchsel import api
+    from benchsel.evalset import load_evalset
     from benchsel.report import compare_runs, write_comparison
 
-    before_stored = _before_from_selection(plan, selection, evalset)
-    options = _run_options(plan, before_stored)
-    if outcome.registered and _ollama_answers(plan.host):
-        engine, after_model, before_model = "ollama", outcome.registered, serving_tag(outcome.base, selection)
-        after_kwargs: dict[str, Any] = {"backend": "ollama", "host": plan.host}
-        before_kwargs = after_kwargs
+    stage = stage or (lambda text: None)
+    evalset = outcome.evalset or load_evalset(plan.evalset or DEFAULT_EVALSET)
+    selection = outcome.selection
+    stored = _before_from_selection(plan, selection, evalset)
+    options, notes, same = _run_options(plan, stored)
+    for note in notes:
+        stage(note)
+    tag = serving_tag(outcome.base, selection)
+    label = adapter_label(plan, outcome.out_dir)
+    common = {"evalset": evalset, "db": plan.db, "on_event": on_event, **options}
+    if outcome.registered and tag is not None and _ollama_serves(plan.host, tag):
+        engine, before_model, after_model = "ollama", tag, outcome.registered
+        before_kwargs: dict[str, Any] = {"backend": "ollama", "host": plan.host}
+        after_kwargs: dict[str, Any] = dict(before_kwargs)
     else:
         engine = "llamacpp"
-        after_model = before_model = embedded_model(outcome.base, outcome.out_dir)
+        before_model = after_model = embedded_model(outcome.base, outcome.out_dir)
         before_kwargs = {"backend": "llamacpp", "threads": plan.threads}
-        after_kwargs = {**before_kwargs, "lora": outcome.adapter_gguf}
-    common = {"evalset": evalset, "db": plan.db, **options}
-    if before_stored is None:
+        after_kwargs = {**before_kwargs, "lora": outcome.adapter_gguf, "lora_name": label}
+    before = stored if same else None
+    if before is None:
         stage(f"Benchmarking the base {before_model} ({engine})")
-        before_stored = api.run([str(before_model)], **before_kwargs, **common)
-    stage(f"Benchmarking the fine-tune {after_model} ({engine})")
+        before = api.run([before_model], **before_kwargs, **common)
+    stage(f"Benchmarking the fine-tune {outcome.fine_tune_name} ({engine})")
     after = api.run([after_model], fresh=True, **after_kwargs, **common)
-    comparison = compare_runs(before_stored, after)
+    comparison = compare_runs(before, after, labels=COMPARISON_LABELS)
     written = write_comparison(comparison, outcome.out_dir, ("md", "html"))
-    return Evaluation(before_stored, after, comparison, tuple(written), engine)
+    return Evaluation(before, after, comparison, tuple(written), engine, tuple(notes))
 
 
 def _before_from_selection(
-    plan: TrainPlan, selection: SelectionRecord | None, evalset: EvalSet
+    plan: TrainPlan, selection: FromSelection | None, evalset: EvalSet
 ) -> RunSummary | None:
     """The selection's run, narrowed to the winner, when it was made on this eval set."""
     from benchsel.store import Store
     from benchsel.summary import summarize_run
 
-    if selection is None or selection.evalset.hash != evalset.content_hash:
+    if selection is None or selection.evalset_hash != evalset.content_hash:
         return None
     with Store(plan.db) as store:
         summary = summarize_run(store, selection.run_id, evalset=evalset)
-    winner = summary.model(str(selection.winners.train))
+    winner = summary.model(selection.winner)
     return dataclasses.replace(summary, models=(winner,))
 
 
-def _run_options(plan: TrainPlan, before: RunSummary | None) -> dict[str, Any]:
-    """The base run's options (so the two runs are alike), else the plan's."""
-    if before is not None:
-        stored = before.run.options if isinstance(before.run.options, dict) else {}
-        options = {key: stored[key] for key in RUN_OPTION_KEYS if key in stored}
-        return {**options, "limit": stored.get("limit")}
-    return {"limit": plan.eval_limit, "num_predict": plan.eval_num_predict}
+def _run_options(plan: TrainPlan, before: RunSummary | None) -> tuple[dict[str, Any], list[str], bool]:
+    """The options of the two evaluation runs, what to say about where they came from, and whether the
+    stored base run was made with them. The base run's options are taken (so the runs are alike) unless
+    given on the command line, which wins."""
+    given = {"limit": plan.eval_limit, "num_predict": plan.eval_num_predict}
+    if before is None:
+        return given, [], False
+    stored_all = before.run.options if isinstance(before.run.options, dict) else {}
+    stored = {key: stored_all[key] for key in RUN_OPTION_KEYS if key in stored_all}
+    stored["limit"] = stored_all.get("limit")
+    options = dict(stored)
+    taken, differ = [], []
+    for key, value in given.items():
+        if value is None:
+            taken.append(f"{key} {stored.get(key, 'default')}")
+        elif value != stored.get(key):
+            options[key] = value
+            differ.append(f"{key} {value} (the selection's run: {stored.get(key, 'default')})")
+    notes = [f"From the selection's run {before.run.id}: " + ", ".join(taken)] if taken else []
+    if differ:
+        notes.append(
+            "The base is benchmarked again with " + ", ".join(differ) + "; stored replies are reused"
+        )
+    return options, notes, not differ
 
 
 def embedded_model(base: ResolvedBase, out_dir: Path) -> str:
@@ -352,6 +562,11 @@ def embedded_model(base: ResolvedBase, out_dir: Path) -> str:
 
     if base.kind == "demo" and base.ollama_tag in DEMO_MODELS:
         return base.ollama_tag
+    return embedded_model_path(base, out_dir)
+
+
+def embedded_model_path(base: ResolvedBase, out_dir: Path) -> str:
+    """A ``.gguf`` path of the base for llama.cpp's tools."""
     if base.gguf_path is not None:
         if base.gguf_path.suffix == ".gguf":
             return str(base.gguf_path)

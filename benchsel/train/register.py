@@ -1,4 +1,5 @@
-"""Registering a fine-tune with Ollama: the base's template and parameters, the GGUF adapter, the name.
+"""Registering a fine-tune with Ollama: a merged GGUF (``FROM merged.gguf``, the default) or the base plus
+the GGUF adapter (``ADAPTER``), with the base's template, stop parameters and licence.
 
 The HTTP lives in :class:`benchsel.backends.ollama.OllamaBackend`; this module decides what to send.
 """
@@ -7,11 +8,20 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
+import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from benchsel.errors import UsageError
+
+RegisterMode = Literal["merged", "adapter"]
+REGISTER_MODES: tuple[str, ...] = ("merged", "adapter")
+# Ollama's names: [namespace/]model[:tag], letters, digits, '.', '_' and '-' (no '+', no spaces).
+_NAME = re.compile(
+    r"^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)?(:[A-Za-z0-9_][A-Za-z0-9._-]{0,127})?$"
+)
 
 
 class AdapterHost(Protocol):
@@ -29,13 +39,26 @@ class AdapterHost(Protocol):
         parameters: dict[str, Any] | None = None,
     ) -> None: ...
 
+    def create_from_gguf(self, name: str, gguf_path: Path, digest: str, **fields: Any) -> None: ...
+
 
 @dataclass(frozen=True)
 class BaseServing:
-    """How Ollama serves the base: its chat template and parameters (``stop`` tokens above all)."""
+    """How Ollama serves the base: its chat template, parameters (``stop`` tokens above all), licence."""
 
     template: str | None = None
     parameters: dict[str, Any] = field(default_factory=dict)
+    license: str | None = None
+
+
+def check_model_name(name: str) -> str:
+    """``name`` when Ollama accepts it as a model name; a UsageError saying how to fix it otherwise."""
+    if not _NAME.match(name):
+        raise UsageError(
+            f"--register {name!r}: not an Ollama model name - use letters, digits, '.', '_' and '-', "
+            "with an optional :tag, e.g. my-extractor:v1"
+        )
+    return name
 
 
 def parse_parameters(text: str) -> dict[str, Any]:
@@ -69,10 +92,13 @@ def _value(raw: str) -> Any:
 
 
 def base_serving(host: AdapterHost, base_tag: str) -> BaseServing:
-    """The template and parameters Ollama serves ``base_tag`` with (``/api/show``)."""
+    """The template, parameters and licence Ollama serves ``base_tag`` with (``/api/show``)."""
     shown = host.show(base_tag)
     template = shown.get("template") or None
-    return BaseServing(template, parse_parameters(str(shown.get("parameters") or "")))
+    licence = shown.get("license")
+    if isinstance(licence, list):
+        licence = "\n".join(str(part) for part in licence)
+    return BaseServing(template, parse_parameters(str(shown.get("parameters") or "")), licence or None)
 
 
 def sha256_digest(path: Path) -> str:
@@ -92,8 +118,7 @@ def register_adapter(
 ) -> str:
     """Create ``name`` in Ollama from ``base_tag`` + the GGUF adapter, with the base's template and
     parameters (a fine-tune served with another template answers garbage). Returns ``name``."""
-    if not name.strip() or any(ch.isspace() for ch in name):
-        raise UsageError(f"--register {name!r}: an Ollama model name has no spaces, e.g. my-extractor:v1")
+    check_model_name(name)
     adapter_gguf = Path(adapter_gguf)
     if not adapter_gguf.is_file():
         raise UsageError(f"{adapter_gguf}: no such adapter - export it first (export_gguf_adapter)")
@@ -107,3 +132,26 @@ def register_adapter(
         parameters=serving.parameters or None,
     )
     return name
+
+
+def register_merged(host: AdapterHost, name: str, merged_gguf: Path, serving: BaseServing) -> str:
+    """Create ``name`` in Ollama from a merged GGUF (base + adapter in one file), with the base's template,
+    parameters and licence. Works on every Ollama version, unlike ``ADAPTER``. Returns ``name``."""
+    check_model_name(name)
+    merged_gguf = Path(merged_gguf)
+    if not merged_gguf.is_file():
+        raise UsageError(f"{merged_gguf}: no such merged model - merge it first (merge_gguf)")
+    host.create_from_gguf(
+        name,
+        merged_gguf,
+        sha256_digest(merged_gguf),
+        template=serving.template,
+        parameters=serving.parameters or None,
+        license=serving.license,
+    )
+    return name
+
+
+def create_command(name: str, modelfile: Path) -> str:
+    """The ``ollama create`` command that registers the fine-tune by hand, later."""
+    return f"ollama create {shlex.quote(name)} -f {shlex.quote(str(modelfile))}"
