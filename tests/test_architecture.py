@@ -50,11 +50,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
 )
 
 # Known violations still to straighten (issue 14), each with its reason. Emptied as the work lands.
-ALLOWED: dict[tuple[str, str], str] = {
-    ("benchsel.train.pipeline", "benchsel.api"): "train -> evaluate -> compare loop is still in train/",
-    ("benchsel.train.pipeline", "benchsel.report"): "same loop: the before/after comparison",
-    ("benchsel.train.pipeline", "benchsel.report.compare"): "same loop: the before/after comparison",
-}
+ALLOWED: dict[tuple[str, str], str] = {}
 
 
 def _module_name(path: Path) -> str:

@@ -15,8 +15,8 @@ if TYPE_CHECKING:
     from rich.console import Console
     from rich.progress import Progress
 
+    from benchsel.loop import LoopOutcome
     from benchsel.train.lora import TrainProgress, TrainSettings
-    from benchsel.train.pipeline import TrainOutcome
 
 FORMAT_CHOICES = ("auto", "chat", "sharegpt", "alpaca", "evalset")
 # CLI flag -> TrainSettings field
@@ -174,14 +174,13 @@ def _eta(seconds: float | None) -> str:
     return f"{minutes}:{secs:02d}"
 
 
-def _run_with_progress(plan: Any, console: Console) -> TrainOutcome:
+def _run_with_progress(plan: Any, console: Console) -> LoopOutcome:
     """Training under a training bar; the evaluation afterwards under one bar per benchmarked model."""
-    import dataclasses
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from benchsel.cli.run_cmd import ProgressPrinter
-    from benchsel.train.pipeline import evaluate
+    from benchsel.loop import evaluate, with_evaluation
     from benchsel.train.pipeline import train as run_pipeline
 
     progress = _progress(console)
@@ -204,12 +203,10 @@ def _run_with_progress(plan: Any, console: Console) -> TrainOutcome:
 
     with progress:
         outcome = run_pipeline(
-            dataclasses.replace(plan, evaluate=False),
-            on_stage=lambda text: progress.console.print(text),
-            on_progress=on_progress,
+            plan, on_stage=lambda text: progress.console.print(text), on_progress=on_progress
         )
     if not plan.evaluate:
-        return outcome
+        return with_evaluation(outcome, None)
     columns = (
         TextColumn("{task.description}"),
         BarColumn(),
@@ -220,10 +217,10 @@ def _run_with_progress(plan: Any, console: Console) -> TrainOutcome:
     with Progress(*columns, console=console, transient=False) as bars:
         printer = ProgressPrinter(bars)
         evaluation = evaluate(plan, outcome, lambda text: bars.console.print(text), printer)
-    return dataclasses.replace(outcome, evaluation=evaluation)
+    return with_evaluation(outcome, evaluation)
 
 
-def _render_outcome(outcome: TrainOutcome, console: Console) -> None:
+def _render_outcome(outcome: LoopOutcome, console: Console) -> None:
     from benchsel.hardware import format_bytes
 
     result = outcome.training
