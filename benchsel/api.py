@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from benchsel.bounds import check_run_options
+from benchsel.defaults import EVALSET as DEFAULT_EVALSET
 from benchsel.errors import UsageError
 from benchsel.evalset import EvalSet, load_evalset
 from benchsel.records import FormatMode, RequestOptions, ThinkMode
@@ -16,8 +17,6 @@ from benchsel.runner import EventCallback, RunSpec
 from benchsel.runner import run as run_spec
 from benchsel.store import Store
 from benchsel.summary import RunSummary, summarize_run
-
-DEFAULT_EVALSET = "extraction-v1"
 
 
 def parse_models(models: str | Sequence[str]) -> tuple[str, ...]:

@@ -11,6 +11,8 @@ NUM_CTX = 4096
 """Context per request, in tokens: requests, VRAM estimates and eval-set defaults."""
 NUM_PREDICT = 1024
 """Most tokens a reply may have: the motivating case's budget."""
+EVALSET = "extraction-v1"
+"""The bundled eval set a run, a training run and their data use unless told otherwise."""
 OUT_DIR = Path("reports")
 """Where runs' reports, the store and selection.json go."""
 MOSTLY_THINKING = 0.5

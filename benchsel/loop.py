@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from benchsel import api
+from benchsel.defaults import EVALSET as DEFAULT_EVALSET
 from benchsel.evalset import EvalSet, load_evalset
 from benchsel.report import Comparison, compare_runs, write_comparison
 from benchsel.runner import EventCallback
@@ -19,7 +20,6 @@ from benchsel.store import Store
 from benchsel.summary import RunSummary, summarize_run
 from benchsel.train.lora import ProgressFn
 from benchsel.train.pipeline import (
-    DEFAULT_EVALSET,
     FromSelection,
     TrainOutcome,
     TrainPlan,

@@ -21,6 +21,7 @@ from typing import Any, ParamSpec, TypeVar
 from urllib.parse import quote
 
 from benchsel.contention import Contention
+from benchsel.defaults import OUT_DIR
 from benchsel.errors import RunInProgress, StoreError, UsageError
 from benchsel.paths import prepare_parent
 from benchsel.records import ColdPrefill, Memory, ModelSnapshot, Reply, reply_text, storable_text
@@ -28,7 +29,7 @@ from benchsel.records import ColdPrefill, Memory, ModelSnapshot, Reply, reply_te
 P = ParamSpec("P")
 R = TypeVar("R")
 
-DEFAULT_DB = Path("reports") / "benchsel.sqlite"
+DEFAULT_DB = OUT_DIR / "benchsel.sqlite"
 
 
 def default_db_path() -> Path:

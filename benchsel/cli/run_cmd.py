@@ -91,7 +91,7 @@ class ProgressPrinter:
 @click.command()
 @click.option("--models", "-m", required=True, help="Comma-separated models, e.g. gemma3:4b,gemma4:e2b.")
 @click.option(
-    "--evalset", "-e", default="extraction-v1", show_default=True, help="Bundled eval set name or directory."
+    "--evalset", "-e", default=defaults.EVALSET, show_default=True, help="Bundled eval set name or directory."
 )
 @render.backend_options(several_hosts=True)
 @click.option(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import json
 import os
@@ -13,6 +12,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from benchsel.backends.demo import demo_model_path, is_demo_model
+from benchsel.defaults import cache_dir
+from benchsel.digest import sha256_file
 from benchsel.errors import MissingExtra, ModelNotFound, UsageError
 
 BaseKind = Literal["hf_dir", "gguf", "demo", "ollama", "hf_id"]
@@ -55,7 +56,7 @@ class ResolvedBase:
 
 
 def default_cache_dir() -> Path:
-    return Path(os.environ.get("BENCHSEL_CACHE", Path.home() / ".cache" / "benchsel")) / "bases"
+    return cache_dir() / "bases"
 
 
 def resolve_base(
@@ -190,11 +191,7 @@ def gguf_architecture(path: Path) -> str:
 def _file_key(path: Path) -> str:
     if path.name.startswith("sha256-"):
         return path.name.removeprefix("sha256-")
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+    return sha256_file(path)
 
 
 def _from_gguf(

@@ -74,6 +74,28 @@ class TrainSettings(BaseModel):
             allowed = ", ".join(sorted(cls.model_fields))
             raise UsageError(f"{path}: {problems} (allowed keys: {allowed})") from exc
 
+    @classmethod
+    def merged(
+        cls, config: Path | None, overrides: Mapping[str, Any], names: Mapping[str, str] | None = None
+    ) -> TrainSettings:
+        """The defaults, then a train.toml ``config``, then ``overrides`` (field -> value; None is not
+        given). A bad override is a UsageError naming it as ``names`` does (field -> e.g. its CLI flag)."""
+        base = cls.from_toml(config) if config else cls.model_validate({})
+        given = {key: value for key, value in overrides.items() if value is not None}
+        if not given:
+            return base
+        try:
+            return cls.model_validate({**base.model_dump(), **given})
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            field_name = str(err["loc"][0])
+            raise UsageError(f"{(names or {}).get(field_name, field_name)}: {err['msg']}") from None
+
+    @classmethod
+    def default(cls, field_name: str) -> Any:
+        """A setting's default value, for help texts."""
+        return cls.model_fields[field_name].default
+
 
 def _describe(err: Mapping[str, Any]) -> str:
     where = ".".join(str(part) for part in err["loc"])

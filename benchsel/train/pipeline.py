@@ -14,6 +14,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from benchsel.defaults import EVALSET as DEFAULT_EVALSET
+from benchsel.defaults import OUT_DIR
 from benchsel.errors import BenchselError, MissingExtra, UsageError
 from benchsel.train.lora import TrainSettings
 
@@ -26,7 +28,6 @@ if TYPE_CHECKING:
     from benchsel.train.lora import ProgressFn, TrainResult
     from benchsel.train.register import BaseServing, RegisterMode
 
-DEFAULT_EVALSET = "extraction-v1"
 DEFAULT_SYNTHETIC_N = 600
 TRAINING_MODULES = ("torch", "transformers", "peft", "trl")
 
@@ -122,7 +123,7 @@ def _module_available(name: str) -> bool:
     return importlib.util.find_spec(name) is not None
 
 
-def default_out_dir(root: Path = Path("reports")) -> Path:
+def default_out_dir(root: Path = OUT_DIR) -> Path:
     return root / f"train-{datetime.now():%Y%m%d-%H%M%S}"
 
 
