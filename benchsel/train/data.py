@@ -11,11 +11,12 @@ import json
 import random
 import zlib
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from benchsel import jsonio
 from benchsel.errors import UsageError
 from benchsel.normalize import normalize_text
 
@@ -96,7 +97,7 @@ def load_examples(path: str | Path, fmt: Format = "auto", prompt: Prompt | None 
         raise UsageError(f"unknown training-data format {fmt!r}: use auto or one of {', '.join(FORMATS)}")
     examples: list[Example] = []
     chosen: str | None = None if fmt == "auto" else fmt
-    for where, record in _records(path):
+    for where, record in jsonio.read_records(path, missing="give the path of a JSONL training-data file"):
         if chosen is None:
             chosen = detect_format(record, where)
         examples.append(_convert(chosen, record, where, prompt, f"{path.name}:{len(examples) + 1}"))
@@ -120,43 +121,6 @@ def detect_format(record: Mapping[str, Any], where: str) -> str:
         "'conversations' (ShareGPT), 'instruction'+'output' (Alpaca) or 'id'+'text'+'gold' (eval set); "
         "fix the record or name the format with fmt= (--format)"
     )
-
-
-def _records(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
-    try:
-        raw = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise UsageError(f"{path}: no such file - give the path of a JSONL training-data file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UsageError(f"{path}: cannot be read as UTF-8 text: {exc}") from None
-    if raw.lstrip().startswith("["):
-        yield from _array_records(path, raw)
-        return
-    for lineno, line in enumerate(raw.splitlines(), start=1):
-        if line.strip():
-            yield f"{path}:{lineno}", _object(line, f"{path}:{lineno}")
-
-
-def _array_records(path: Path, raw: str) -> Iterator[tuple[str, dict[str, Any]]]:
-    try:
-        items = json.loads(raw)
-    except json.JSONDecodeError as exc:
-        raise UsageError(f"{path}:{exc.lineno}: not valid JSON: {exc.msg}") from None
-    for index, item in enumerate(items):
-        where = f"{path}[{index}]"
-        if not isinstance(item, dict):
-            raise UsageError(f"{where}: each item must be a JSON object")
-        yield where, item
-
-
-def _object(line: str, where: str) -> dict[str, Any]:
-    try:
-        data = json.loads(line)
-    except json.JSONDecodeError as exc:
-        raise UsageError(f"{where}: not valid JSON ({exc.msg}) - each line must be one JSON object") from None
-    if not isinstance(data, dict):
-        raise UsageError(f"{where}: each line must be a JSON object, got {type(data).__name__}")
-    return data
 
 
 def _convert(fmt: str, rec: dict[str, Any], where: str, prompt: Prompt | None, fallback_id: str) -> Example:
