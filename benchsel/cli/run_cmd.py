@@ -274,20 +274,12 @@ def speed_notes(summary: Any) -> list[str]:
 
 
 def _write_report(summary: Any, out: Path) -> list[Path]:
-    """The report ranks as the run's selection.json says when `benchsel select` wrote one (a resumed
-    run), else without a VRAM budget; `benchsel select` / `report` add one."""
-    from benchsel.errors import UsageError
     from benchsel.report import write_report
-    from benchsel.report.saved import report_selection
-    from benchsel.selection import select
+    from benchsel.report.saved import selection_after_run
 
-    selection = None
-    if summary.models:
-        try:
-            selection, _ = report_selection(summary, out)
-        except UsageError as exc:  # a broken selection.json must not fail a finished run
-            render.console().print(f"[yellow]note[/] {exc}", soft_wrap=True)
-            selection = select(summary)
+    selection, note = selection_after_run(summary, out)
+    if note is not None:
+        render.console().print(f"[yellow]note[/] {note}", soft_wrap=True)
     return list(write_report(summary, selection, out, ("md", "html")))
 
 
