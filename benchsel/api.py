@@ -101,7 +101,7 @@ def run_with(
     on_pull: PullCallback | None = None,
 ) -> RunSummary:
     """:func:`run` with its options as one record."""
-    from benchsel.backends.select import make_backend
+    from benchsel.backends.factory import make_backend
     from benchsel.prefix_cache import effective_prompt_cache
     from benchsel.slots import AUTO, auto_backend_concurrency, auto_engine_slots, parse_concurrency
 

@@ -67,7 +67,7 @@ class BackendNames:
 
 
 def make_host_backend(host: HostSpec) -> Backend:
-    from benchsel.backends.select import make_backend
+    from benchsel.backends.factory import make_backend
 
     if host.backend == "openai":
         return make_backend("openai", base_url=host.url)

@@ -114,7 +114,7 @@ class EngineChoice:
     lora: str | None = None
 
     def backend(self, slots: int) -> Backend:
-        from benchsel.backends.select import make_backend
+        from benchsel.backends.factory import make_backend
 
         lora = Path(self.lora) if self.lora else None
         return make_backend(self.kind, threads=self.threads, slots=slots, lora=lora)

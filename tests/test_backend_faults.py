@@ -18,11 +18,11 @@ import pytest
 from fault_servers import GOOD_OUTPUT, FaultServer
 
 from benchsel import runner
+from benchsel.backends.factory import make_backend
 from benchsel.backends.http import short_body
 from benchsel.backends.llamacpp import LlamaCppBackend
 from benchsel.backends.ollama import OllamaBackend, resolve_host
 from benchsel.backends.openai import OpenAIBackend
-from benchsel.backends.select import make_backend
 from benchsel.errors import (
     BackendUnavailable,
     ModelNotFound,

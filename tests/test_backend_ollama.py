@@ -16,9 +16,9 @@ from ollama_loopback import FakeModel, FakeOllama
 
 from benchsel.backends.base import Backend
 from benchsel.backends.engine import LlamaServer
+from benchsel.backends.factory import make_backend
 from benchsel.backends.llamacpp import LlamaCppBackend
 from benchsel.backends.ollama import OllamaBackend, PullProgress, resolve_host, translate_error
-from benchsel.backends.select import make_backend
 from benchsel.errors import (
     BackendUnavailable,
     CapabilityError,

@@ -322,7 +322,7 @@ def models(
       benchsel models --num-ctx 8192 --kv-cache q8_0
       benchsel models --backend llamacpp
     """
-    from benchsel.backends.select import make_backend, served_models
+    from benchsel.backends.factory import make_backend, served_models
     from benchsel.selection import Constraints, describe_candidates
 
     constraints = Constraints.of(num_ctx=num_ctx, parallel=parallel, kv_cache=kv_cache)

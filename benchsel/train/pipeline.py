@@ -318,7 +318,7 @@ def _ollama(host: str | None) -> Any:
 
 
 def _ollama_answers(host: str | None) -> bool:
-    from benchsel.backends.select import ollama_answers
+    from benchsel.backends.factory import ollama_answers
 
     return ollama_answers(host)
 
