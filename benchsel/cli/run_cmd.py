@@ -12,6 +12,7 @@ from benchsel.cli import render
 from benchsel.cli.options import HiddenAliasOption, config_option
 
 if TYPE_CHECKING:
+    from rich.console import Console
     from rich.progress import Progress, TaskID
 
     from benchsel.runner import Event
@@ -27,6 +28,20 @@ def escape(text: str) -> str:
     from rich.markup import escape as rich_escape
 
     return rich_escape(text)
+
+
+def run_progress(console: Console) -> Progress:
+    """One bar per benchmarked model: cases done and decode speed (run, and train's evaluation)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[tps]}"),
+        TimeRemainingColumn(),
+    )
+    return Progress(*columns, console=console, transient=False)
 
 
 class ProgressPrinter:
@@ -220,7 +235,6 @@ def run(**kwargs: Any) -> None:
       benchsel run --models gemma3:4b,gemma4:e2b --ray 10.0.0.5:6379
       benchsel run --models smollm2:135m --lora reports/train-RUN/adapter.gguf --limit 20
     """
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from benchsel import api
     from benchsel.errors import RunFailed
@@ -230,14 +244,7 @@ def run(**kwargs: Any) -> None:
     kwargs["format"] = kwargs.pop("format_")
     kwargs["prompt_cache"] = not kwargs.pop("no_prompt_cache")
     con = render.console()
-    columns = (
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[tps]}"),
-        TimeRemainingColumn(),
-    )
-    with Progress(*columns, console=con, transient=False) as progress:
+    with run_progress(con) as progress:
         printer = ProgressPrinter(progress)
         summary = api.run(kwargs.pop("models"), on_event=printer, on_pull=printer.pulling, **kwargs)
     served = {

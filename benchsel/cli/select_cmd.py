@@ -70,6 +70,20 @@ CONSTRAINT_FIELDS = {
 SIZE_OPTIONS = frozenset({"vram", "reserve", "margin", "train_vram"})
 
 
+def num_ctx_option(what: str) -> Callable[[Any], Any]:
+    """--num-ctx with llama.cpp's -c/--ctx-size aliases; ``what`` says what the context is for."""
+    return click.option(
+        "--num-ctx",
+        "-c",
+        "--ctx-size",
+        "num_ctx",
+        type=int,
+        default=defaults.NUM_CTX,
+        show_default=True,
+        help=f"{what} (-c/--ctx-size as in llama.cpp).",
+    )
+
+
 def constraint_options(vram_help: str) -> Callable[[Any], Any]:
     """The constraint and weight options `select` and `report` share (one definition, one help text)."""
     options = (
@@ -77,16 +91,7 @@ def constraint_options(vram_help: str) -> Callable[[Any], Any]:
         click.option(
             "--reserve", default="0", show_default=True, help="Memory kept for models that stay loaded."
         ),
-        click.option(
-            "--num-ctx",
-            "-c",
-            "--ctx-size",
-            "num_ctx",
-            type=int,
-            default=defaults.NUM_CTX,
-            show_default=True,
-            help="Planned context per request (-c/--ctx-size as in llama.cpp).",
-        ),
+        num_ctx_option("Planned context per request"),
         click.option("--parallel", type=int, default=1, show_default=True, help="Planned parallel requests."),
         click.option(
             "--kv-cache",
@@ -291,16 +296,7 @@ def render_selection(selection: Selection, console: Console) -> None:
 
 @click.command()
 @backend_options
-@click.option(
-    "--num-ctx",
-    "-c",
-    "--ctx-size",
-    "num_ctx",
-    type=int,
-    default=defaults.NUM_CTX,
-    show_default=True,
-    help="Context to estimate VRAM at (-c/--ctx-size as in llama.cpp).",
-)
+@num_ctx_option("Context to estimate VRAM at")
 @click.option("--parallel", type=int, default=1, show_default=True, help="Parallel requests to estimate for.")
 @click.option(
     "--kv-cache",

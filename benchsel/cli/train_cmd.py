@@ -177,9 +177,7 @@ def _eta(seconds: float | None) -> str:
 def _run_with_progress(plan: Any, console: Console) -> LoopOutcome:
     """Training under a training bar; the evaluation afterwards under one bar per benchmarked model."""
 
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    from benchsel.cli.run_cmd import ProgressPrinter
+    from benchsel.cli.run_cmd import ProgressPrinter, run_progress
     from benchsel.loop import evaluate, with_evaluation
     from benchsel.train.pipeline import train as run_pipeline
 
@@ -207,14 +205,7 @@ def _run_with_progress(plan: Any, console: Console) -> LoopOutcome:
         )
     if not plan.evaluate:
         return with_evaluation(outcome, None)
-    columns = (
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[tps]}"),
-        TimeRemainingColumn(),
-    )
-    with Progress(*columns, console=console, transient=False) as bars:
+    with run_progress(console) as bars:
         printer = ProgressPrinter(bars)
         evaluation = evaluate(plan, outcome, lambda text: bars.console.print(text), printer)
     return with_evaluation(outcome, evaluation)
