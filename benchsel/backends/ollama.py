@@ -126,7 +126,7 @@ class OllamaBackend:
         wanted = normalize_model_name(model)
         for entry in listing.models:
             if entry.model and normalize_model_name(entry.model) == wanted:
-                return entry.model_dump()
+                return dict(entry.model_dump())
         return {}
 
     # --- running --------------------------------------------------------------------------------
@@ -305,7 +305,8 @@ class OllamaBackend:
             data = response.json()
             return data if isinstance(data, dict) else {}
 
-        return self._call(send, model=model)
+        shown: dict[str, Any] = self._call(send, model=model)
+        return shown
 
     def _call(self, fn: Callable[[], Any], *, model: str | None) -> Any:
         try:

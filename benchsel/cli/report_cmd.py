@@ -45,6 +45,7 @@ _out_option = click.option(
 @click.pass_context
 def report(
     ctx: click.Context,
+    /,
     run_id: str,
     formats: str,
     out: Path,

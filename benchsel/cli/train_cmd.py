@@ -91,7 +91,7 @@ def _console() -> Console:
 @click.option("--num-predict", type=int, help="Token limit per answer when evaluating.")
 @click.option("--threads", type=int, help="llama-server threads when evaluating on the embedded engine.")
 @click.pass_context
-def train(ctx: click.Context, **options: Any) -> None:
+def train(ctx: click.Context, /, **options: Any) -> None:
     """Train a LoRA on the selected base (or --base), export a GGUF adapter and a Modelfile, register
     it with Ollama (--register NAME) and re-run the eval set on it (--evaluate).
 

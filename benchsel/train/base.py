@@ -133,7 +133,7 @@ def ollama_blob_path(tag: str, models_dir: Path | None = None) -> Path:
     blob = root / "blobs" / digest.replace(":", "-")
     if not blob.is_file():
         raise ModelNotFound(f"Ollama blob {blob} is missing - run `ollama pull {tag}` again")
-    return blob
+    return Path(blob)
 
 
 def _from_ollama(
