@@ -111,6 +111,14 @@ def test_readme_train_from_selection_with_default_paths(
     assert selected.exit_code == 0, selected.output
     selection = Path("reports") / run_id / "selection.json"
     assert selection.is_file()
+    assert "Train: smollm2:135m" in selected.output
+
+    reported = invoke("report", run_id, "--db", db)  # the README's third step uses the selection just made
+    assert reported.exit_code == 0, reported.output
+    assert f"Wrote {Path('reports') / run_id / 'report.html'}" in reported.output
+    report_md = (Path("reports") / run_id / "report.md").read_text()
+    assert "8.0 GiB" in report_md and "3.0 GiB" in report_md  # the budget and reserve of `select`
+    assert "not checked" not in report_md
 
     trained = invoke("train", "--from-selection", str(selection), "--evaluate", "--db", db, "--n", "8",
                      "--max-steps", "1", "--batch", "1", "--grad-accum", "1", "--max-seq-len", "768",
@@ -134,3 +142,12 @@ def test_readme_train_from_selection_with_default_paths(
     assert (name,) in runs and ("smollm2:135m",) in runs
     [compare_md] = list(out_dir.glob("compare-*/compare.md"))
     assert "| Metric | Base | Fine-tune |" in compare_md.read_text()
+
+    # the README's last step: compare the base's run with the fine-tune's, by run id
+    base_run = text.split("Base: run ")[1].split()[0].strip(",;:")
+    tuned_run = text.split("Fine-tune: run ")[1].split()[0].strip(",;:")
+    compared = invoke("compare", base_run, tuned_run, "--db", db)
+    assert compared.exit_code == 0, compared.output
+    assert "cases, B minus A):" in compared.output
+    assert "Wrote " in compared.output and "compare.md" in compared.output
+
