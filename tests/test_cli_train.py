@@ -150,4 +150,3 @@ def test_readme_train_from_selection_with_default_paths(
     assert compared.exit_code == 0, compared.output
     assert "cases, B minus A):" in compared.output
     assert "Wrote " in compared.output and "compare.md" in compared.output
-
