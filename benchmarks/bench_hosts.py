@@ -16,12 +16,12 @@ import time
 from pathlib import Path
 
 from benchsel import runner
-from benchsel.backends.base import RequestOptions
 from benchsel.backends.demo import demo_model_path
 from benchsel.backends.engine import LlamaServer
 from benchsel.evalset import load_evalset
 from benchsel.hosts import parse_host
 from benchsel.multihost import run_on_hosts
+from benchsel.records import RequestOptions
 from benchsel.store import Store
 
 CASES = 6

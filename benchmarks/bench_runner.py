@@ -32,12 +32,12 @@ import httpx
 from _docs import write_section
 
 from benchsel import runner
-from benchsel.backends.base import RequestOptions
 from benchsel.backends.engine import LlamaServer
 from benchsel.backends.llamacpp import LlamaCppBackend, resolve_model
 from benchsel.backends.openai import OpenAIBackend
 from benchsel.contention import CpuSampler
 from benchsel.evalset import EvalSet, load_evalset
+from benchsel.records import RequestOptions
 from benchsel.store import Store
 
 MODEL = "smollm2:135m"

@@ -24,7 +24,7 @@ from _docs import write_section
 
 from benchsel.evalset import EvalSet, load_evalset
 from benchsel.scoring.parse import parse_reply
-from benchsel.scoring.scorecard import ReplyInput, gold_of, score, score_reply
+from benchsel.scoring.scorecard import ReplyInput, gold_of, schema_check, score, score_reply
 
 SHAPES = ("valid", "fenced", "prose", "truncated", "thinking")
 ROOT = Path(__file__).resolve().parent.parent
@@ -68,14 +68,14 @@ def _rate(n: int, wall_started: float, cpu_started: float) -> Rate:
 
 def bench_per_reply(evalset: EvalSet, replies: list[ReplyInput]) -> Rate:
     golds = {case.id: gold_of(case) for case in evalset.cases}
-    symmetric = evalset.symmetric_relations
+    symmetric, check = evalset.symmetric_relations, schema_check(evalset.schema)
     started, cpu = time.perf_counter(), time.process_time()
     for reply in replies:
         case = evalset.by_id[reply.case_id]
         score_reply(
             case,
             parse_reply(reply.output),
-            schema=evalset.schema,
+            schema=check,
             symmetric=symmetric,
             gold=golds[case.id],
         )

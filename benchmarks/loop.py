@@ -31,8 +31,9 @@ from _docs import record  # noqa: E402
 
 
 def run_loop(args: argparse.Namespace, out: Path) -> dict[str, Any]:
+    from benchsel.loop import train_and_evaluate
     from benchsel.train.lora import TrainSettings
-    from benchsel.train.pipeline import TrainPlan, train
+    from benchsel.train.pipeline import TrainPlan
 
     db = out / "runs.db"
     t0 = time.perf_counter()
@@ -51,7 +52,7 @@ def run_loop(args: argparse.Namespace, out: Path) -> dict[str, Any]:
         evaluate=True, db=db, threads=args.threads,
     )  # fmt: skip
     t1 = time.perf_counter()
-    outcome = train(plan, on_stage=print, on_progress=_print_progress)
+    outcome = train_and_evaluate(plan, on_stage=print, on_progress=_print_progress)
     loop_s = time.perf_counter() - t1
     assert outcome.evaluation is not None
     return {"outcome": outcome, "bench_s": bench_s, "loop_s": loop_s}

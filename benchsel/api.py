@@ -4,20 +4,19 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from benchsel.backends.base import FormatMode, RequestOptions, ThinkMode
 from benchsel.bounds import check_run_options
+from benchsel.defaults import EVALSET as DEFAULT_EVALSET
 from benchsel.errors import UsageError
 from benchsel.evalset import EvalSet, load_evalset
+from benchsel.records import FormatMode, RequestOptions, ThinkMode
 from benchsel.runner import EventCallback, RunSpec
 from benchsel.runner import run as run_spec
 from benchsel.store import Store
 from benchsel.summary import RunSummary, summarize_run
-
-DEFAULT_EVALSET = "extraction-v1"
 
 
 def parse_models(models: str | Sequence[str]) -> tuple[str, ...]:
@@ -28,38 +27,56 @@ def parse_models(models: str | Sequence[str]) -> tuple[str, ...]:
     return cleaned
 
 
+@dataclass(frozen=True)
+class RunOptions:
+    """Everything a run can be told besides its models, grouped in one record: the eval set and where
+    the replies are stored; where the models are served; what every request asks; how the run goes."""
+
+    # what is asked, and where the replies go
+    evalset: str | Path | EvalSet = DEFAULT_EVALSET
+    db: str | Path | None = None
+    # where the models are served
+    backend: str = "auto"
+    host: str | Sequence[str] | None = None
+    hosts_file: str | Path | None = None
+    ray: str | None = None
+    ray_gpus: float = 0.0
+    base_url: str | None = None
+    threads: int | None = None
+    lora: str | Path | None = None
+    lora_name: str | None = None
+    pull: bool = False
+    # every request (None: the eval set's default)
+    format: FormatMode = "none"
+    think: ThinkMode = "auto"
+    num_ctx: int | None = None
+    num_predict: int | None = None
+    temperature: float | None = None
+    seed: int | None = None
+    timeout_s: float = 300.0
+    prompt_cache: bool = True
+    # the run
+    repeats: int = 1
+    concurrency: int | str = 1
+    retries: int = 3
+    limit: int | None = None
+    fresh: bool = False
+
+
+PullCallback = Callable[[str], Callable[[Any], None]]
+
+
 def run(
     models: str | Sequence[str],
+    options: RunOptions | None = None,
     *,
-    evalset: str | Path | EvalSet = DEFAULT_EVALSET,
-    backend: str = "auto",
-    host: str | Sequence[str] | None = None,
-    hosts_file: str | Path | None = None,
-    ray: str | None = None,
-    ray_gpus: float = 0.0,
-    base_url: str | None = None,
-    format: FormatMode = "none",
-    think: ThinkMode = "auto",
-    repeats: int = 1,
-    concurrency: int | str = 1,
-    timeout_s: float = 300.0,
-    retries: int = 3,
-    num_ctx: int | None = None,
-    num_predict: int | None = None,
-    temperature: float | None = None,
-    seed: int | None = None,
-    limit: int | None = None,
-    fresh: bool = False,
-    pull: bool = False,
-    threads: int | None = None,
-    prompt_cache: bool = True,
-    lora: str | Path | None = None,
-    lora_name: str | None = None,
-    db: str | Path | None = None,
     on_event: EventCallback | None = None,
-    on_pull: Callable[[str], Callable[[Any], None]] | None = None,
+    on_pull: PullCallback | None = None,
+    **fields: Any,
 ) -> RunSummary:
-    """Benchmark ``models`` on an eval set and return the scored run (stored in the run store).
+    """Benchmark ``models`` on an eval set and return the scored run (stored in the run store). The
+    options are a :class:`RunOptions` and/or its fields as keywords (``backend="llamacpp", limit=5``),
+    the keywords winning.
 
     ``concurrency`` is a number or 'auto' (benchsel.slots); ``prompt_cache=False`` prefills every
     case's whole prompt (benchsel.prefix_cache).
@@ -73,70 +90,82 @@ def run(
 
     With ``lora`` (a GGUF adapter, embedded engine only) each model is its base served with the adapter,
     named ``BASE+NAME`` (``lora_name``, default the adapter's name) so runs tell it from its base."""
-    from benchsel.backends.select import make_backend
+    return run_with(models, replace(options or RunOptions(), **fields), on_event=on_event, on_pull=on_pull)
+
+
+def run_with(
+    models: str | Sequence[str],
+    o: RunOptions,
+    *,
+    on_event: EventCallback | None = None,
+    on_pull: PullCallback | None = None,
+) -> RunSummary:
+    """:func:`run` with its options as one record."""
+    from benchsel.backends.factory import make_backend
     from benchsel.prefix_cache import effective_prompt_cache
     from benchsel.slots import AUTO, auto_backend_concurrency, auto_engine_slots, parse_concurrency
 
+    backend, lora = o.backend, o.lora
     check_run_options(
-        timeout_s=timeout_s,
-        temperature=temperature,
-        limit=limit,
-        num_predict=num_predict,
-        num_ctx=num_ctx,
-        threads=threads,
-        concurrency=None if isinstance(concurrency, str) else concurrency,
-        repeats=repeats,
-        retries=retries,
+        timeout_s=o.timeout_s,
+        temperature=o.temperature,
+        limit=o.limit,
+        num_predict=o.num_predict,
+        num_ctx=o.num_ctx,
+        threads=o.threads,
+        concurrency=None if isinstance(o.concurrency, str) else o.concurrency,
+        repeats=o.repeats,
+        retries=o.retries,
     )
-    loaded = evalset if isinstance(evalset, EvalSet) else load_evalset(evalset)
+    loaded = o.evalset if isinstance(o.evalset, EvalSet) else load_evalset(o.evalset)
     defaults = loaded.manifest.defaults
-    jobs = parse_concurrency(concurrency)
+    jobs = parse_concurrency(o.concurrency)
     model_names = parse_models(models)
-    requests = len(loaded.cases[:limit] if limit else loaded.cases) * repeats
+    requests = len(loaded.cases[: o.limit] if o.limit else loaded.cases) * o.repeats
     engine: dict[str, Any] = {}
     if jobs == AUTO:
         jobs, engine["concurrency"] = auto_engine_slots(requests)
     options = RequestOptions(
-        temperature=defaults.temperature if temperature is None else temperature,
-        seed=defaults.seed if seed is None else seed,
-        num_ctx=defaults.num_ctx if num_ctx is None else num_ctx,
-        num_predict=defaults.num_predict if num_predict is None else num_predict,
-        format=format,
-        think=think,
-        timeout_s=timeout_s,
+        temperature=defaults.temperature if o.temperature is None else o.temperature,
+        seed=defaults.seed if o.seed is None else o.seed,
+        num_ctx=defaults.num_ctx if o.num_ctx is None else o.num_ctx,
+        num_predict=defaults.num_predict if o.num_predict is None else o.num_predict,
+        format=o.format,
+        think=o.think,
+        timeout_s=o.timeout_s,
     )
     if lora is not None:
-        backend, lora, model_names = _with_lora(backend, Path(lora), lora_name, model_names)
-    hosts = [host] if isinstance(host, str) else list(host or ())
+        backend, lora, model_names = _with_lora(backend, Path(lora), o.lora_name, model_names)
+    hosts = [o.host] if isinstance(o.host, str) else list(o.host or ())
     named = any("=" in text.split("://")[0] for text in hosts)  # NAME=URL: a host of a multi-host run
-    if ray is not None or hosts_file is not None or len(hosts) > 1 or named:
-        if pull:
+    if o.ray is not None or o.hosts_file is not None or len(hosts) > 1 or named:
+        if o.pull:
             raise UsageError("--pull works with one host - run `ollama pull MODEL` on each host first")
         spread = RunSpec(
             models=model_names,
             evalset=loaded,
-            options=replace(options, prompt_cache=prompt_cache),
-            repeats=repeats,
+            options=replace(options, prompt_cache=o.prompt_cache),
+            repeats=o.repeats,
             concurrency=int(jobs),
-            retries=retries,
-            fresh=fresh,
-            limit=limit,
+            retries=o.retries,
+            fresh=o.fresh,
+            limit=o.limit,
         )
-        with Store(db) as store:
+        with Store(o.db) as store:
             record = _run_spread(
-                spread, store, hosts, hosts_file, ray, ray_gpus, backend, threads, lora, on_event
+                spread, store, hosts, o.hosts_file, o.ray, o.ray_gpus, backend, o.threads, lora, on_event
             )
             return summarize_run(store, record.id, evalset=loaded)
     chosen = make_backend(
         backend,
         host=hosts[0] if hosts else None,
-        base_url=base_url,
-        threads=threads,
+        base_url=o.base_url,
+        threads=o.threads,
         slots=int(jobs),
         lora=Path(lora) if lora is not None else None,
     )
-    with Store(db) as store, contextlib.closing(chosen):
-        if pull:
+    with Store(o.db) as store, contextlib.closing(chosen):
+        if o.pull:
             _pull_missing(chosen, model_names, on_pull)
         if "concurrency" in engine and chosen.name != "llamacpp":
             jobs, engine["concurrency"] = auto_backend_concurrency(chosen, model_names[0], requests)
@@ -146,12 +175,12 @@ def run(
         spec = RunSpec(
             models=model_names,
             evalset=loaded,
-            options=replace(options, prompt_cache=effective_prompt_cache(chosen, prompt_cache)),
-            repeats=repeats,
+            options=replace(options, prompt_cache=effective_prompt_cache(chosen, o.prompt_cache)),
+            repeats=o.repeats,
             concurrency=int(jobs),
-            retries=retries,
-            fresh=fresh,
-            limit=limit,
+            retries=o.retries,
+            fresh=o.fresh,
+            limit=o.limit,
         )
         hardware = {**_hardware(), **({"engine": engine} if engine else {})}
         record = run_spec(spec, chosen, store, on_event=on_event, host=_host_of(chosen), hardware=hardware)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from benchsel.defaults import NUM_CTX
 from benchsel.errors import UsageError
 
 
@@ -47,7 +48,7 @@ RUN_BOUNDS: dict[str, Bound] = {
     "temperature": Bound("--temperature", integer=False, low=0, example="0"),
     "limit": Bound("--limit", integer=True, low=1, example="5"),
     "num_predict": Bound("--num-predict", integer=True, low=1, example="1024"),
-    "num_ctx": Bound("--num-ctx", integer=True, low=1, example="4096"),
+    "num_ctx": Bound("--num-ctx", integer=True, low=1, example=str(NUM_CTX)),
     "threads": Bound("--threads", integer=True, low=1, example="4"),
     "concurrency": Bound("-j", integer=True, low=1, example="2"),
     "repeats": Bound("--repeats", integer=True, low=1, example="3"),

@@ -5,15 +5,11 @@ Loading validates everything and raises :class:`EvalSetError` naming the file, t
 
 from __future__ import annotations
 
-import gc
 import hashlib
-import json
 import os
 import re
 import tomllib
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -21,7 +17,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from benchsel import defaults, jsonio
 from benchsel.errors import EvalSetError
+from benchsel.gcpause import gc_paused
+from benchsel.jsonio import BOM
+from benchsel.normalize import normalize_name, normalize_relation
 
 Difficulty = Literal["simple", "medium", "complex", "adversarial"]
 DIFFICULTIES: tuple[str, ...] = ("simple", "medium", "complex", "adversarial")
@@ -62,8 +62,8 @@ class Case(_Strict):
 class Defaults(_Strict):
     """Request options every model gets for this eval set (overridable on the command line)."""
 
-    num_predict: int = Field(1024, gt=0)
-    num_ctx: int = Field(4096, gt=0)
+    num_predict: int = Field(defaults.NUM_PREDICT, gt=0)
+    num_ctx: int = Field(defaults.NUM_CTX, gt=0)
     temperature: float = Field(0.0, ge=0)
     seed: int = 42
 
@@ -82,8 +82,6 @@ class Manifest(_Strict):
     @field_validator("symmetric_relations")
     @classmethod
     def _upper_snake(cls, value: list[str]) -> list[str]:
-        from benchsel.scoring.match import normalize_relation
-
         return [normalize_relation(v) for v in value]
 
 
@@ -173,8 +171,6 @@ def resolve_evalset(name_or_path: str | Path) -> Path:
 
 # ---- loading ------------------------------------------------------------------------------------
 
-BOM = b"\xef\xbb\xbf"
-"""A UTF-8 byte-order mark (Windows editors write one): ignored at the start of every eval-set file."""
 MAX_PROBLEMS = 50
 """`evalset validate` lists at most this many problems."""
 
@@ -273,10 +269,7 @@ def _manifest(root: Path) -> tuple[Manifest, bytes]:
 
 def _text(raw: bytes, path: Path) -> str:
     """UTF-8 text of an eval-set file, a leading byte-order mark dropped."""
-    try:
-        return raw.removeprefix(BOM).decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise EvalSetError(f"{path}: not UTF-8 (byte {exc.start}) - save it as UTF-8") from None
+    return jsonio.decode(raw.removeprefix(BOM), str(path), EvalSetError)
 
 
 def _read_bytes(path: Path) -> bytes:
@@ -318,12 +311,7 @@ def _load_schema(raw: bytes, path: Path) -> dict[str, Any]:
     from jsonschema import Draft202012Validator
     from jsonschema.exceptions import SchemaError
 
-    try:
-        schema = json.loads(_text(raw, path))
-    except RecursionError:
-        raise EvalSetError(f"{path}: nested too deeply to be a JSON Schema") from None
-    except json.JSONDecodeError as exc:
-        raise EvalSetError(f"{path}: not valid JSON: {exc}") from None
+    schema = jsonio.loads(_text(raw, path), str(path), EvalSetError, whole_file=True)
     if not isinstance(schema, dict):
         raise EvalSetError(f"{path}: a JSON Schema must be an object")
     try:
@@ -348,20 +336,10 @@ class _CaseReader:
     def read(self, lineno: int, raw: bytes | str) -> Case | None:
         where = f"{self.path}:{lineno}"
         if isinstance(raw, bytes):
-            if lineno == 1:
-                raw = raw.removeprefix(BOM)
-            try:
-                raw = raw.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                raise EvalSetError(f"{where}: not UTF-8 (byte {exc.start} of the line)") from None
+            raw = jsonio.decode(raw.removeprefix(BOM) if lineno == 1 else raw, where, EvalSetError)
         if not raw.strip():
             return None
-        try:
-            data = json.loads(raw)
-        except RecursionError:
-            raise EvalSetError(f"{where}: not valid JSON: nested too deeply") from None
-        except json.JSONDecodeError as exc:
-            raise EvalSetError(f"{where}: not valid JSON: {exc.msg}") from None
+        data = jsonio.loads(raw, where, EvalSetError)
         try:
             case = Case.model_validate(data)
         except ValidationError as exc:
@@ -378,25 +356,11 @@ class _CaseReader:
         return case
 
 
-@contextmanager
-def _gc_paused() -> Iterator[None]:
-    """Pause the cyclic garbage collector while cases are built: each of its passes walks every case
-    already kept, so on 100,000 cases it took most of the load time (about 4.5 s of 7.5 s). Cases hold no
-    reference cycles, so nothing is left for it to collect."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
-
-
 def parse_cases(raw: bytes, path: Path | str = "cases.jsonl") -> list[Case]:
     """Parse and check cases.jsonl; the first problem is an error naming its line."""
     reader = _CaseReader(path)
     cases: list[Case] = []
-    with _gc_paused():
+    with gc_paused():
         # split on newlines only: U+2028 and friends may sit inside a JSON string
         for lineno, line in enumerate(raw.split(b"\n"), start=1):
             case = reader.read(lineno, line)
@@ -409,8 +373,6 @@ def parse_cases(raw: bytes, path: Path | str = "cases.jsonl") -> list[Case]:
 
 def check_case(case: Case) -> str | None:
     """The gold must be grounded: names in the text, relationship ends among the gold entities."""
-    from benchsel.scoring.match import normalize_name
-
     haystack = case.text.casefold()
     names = set()
     for entity in case.gold.entities:

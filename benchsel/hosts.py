@@ -12,8 +12,8 @@ from urllib.parse import urlparse
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
-from benchsel.backends.base import ModelSnapshot
 from benchsel.errors import UsageError
+from benchsel.records import ModelSnapshot
 
 __all__ = ["Assignment", "HostSpec", "assign", "can_stand_in", "load_hosts_file", "parse_host", "split_pins"]
 

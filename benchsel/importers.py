@@ -14,10 +14,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from benchsel import defaults, jsonio
 from benchsel.errors import UsageError
 from benchsel.evalset import Case, Entity, Gold, Relationship, check_case, load_evalset
 from benchsel.labels import LabelInventory, label_inventory, render_prompt, render_schema
-from benchsel.scoring.match import normalize_name, normalize_relation
+from benchsel.normalize import normalize_name, normalize_relation
 
 _NO_SPACE_BEFORE = {
     ".",
@@ -249,23 +250,7 @@ def _entity_index(end: Any, names: list[str]) -> int | None:
 
 
 def read_records(path: Path) -> list[Mapping[str, Any]]:
-    try:
-        raw = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise UsageError(f"{path}: no such file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UsageError(f"{path}: cannot be read: {exc}") from None
-    stripped = raw.lstrip()
-    try:
-        if stripped.startswith("["):
-            data = json.loads(raw)
-        else:
-            data = [json.loads(line) for line in raw.splitlines() if line.strip()]
-    except json.JSONDecodeError as exc:
-        raise UsageError(f"{path}: not JSON or JSONL: {exc.msg} at line {exc.lineno}") from None
-    if not isinstance(data, list) or not all(isinstance(r, Mapping) for r in data):
-        raise UsageError(f"{path}: expected a list of objects (SpERT JSON) or one object per line (JSONL)")
-    return data
+    return [record for _, record in jsonio.read_records(path, missing="")]
 
 
 def write_evalset(cases: list[Case], out_dir: Path, name: str, description: str) -> Path:
@@ -284,7 +269,8 @@ def write_evalset(cases: list[Case], out_dir: Path, name: str, description: str)
         f'name = "{safe_name}"\nversion = "1"\ntask = "extraction"\n'
         f"description = {json.dumps(description)}\n"
         'prompt = "prompt.md"\nschema = "schema.json"\ncases = "cases.jsonl"\n'
-        "symmetric_relations = []\n\n[defaults]\nnum_predict = 1024\nnum_ctx = 4096\n",
+        "symmetric_relations = []\n\n[defaults]\n"
+        f"num_predict = {defaults.NUM_PREDICT}\nnum_ctx = {defaults.NUM_CTX}\n",
         encoding="utf-8",
     )
     with (out_dir / "cases.jsonl").open("w", encoding="utf-8") as fh:

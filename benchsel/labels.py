@@ -15,7 +15,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from benchsel.scoring.match import normalize_relation
+from benchsel.normalize import normalize_relation
+from benchsel.synthetic import DOMAINS
 
 if TYPE_CHECKING:
     from benchsel.evalset import Case, EvalSet
@@ -212,8 +213,6 @@ def closed_relation_labels(schema: Mapping[str, Any]) -> list[str] | None:
 
 
 def synthetic_relation_labels() -> set[str]:
-    from benchsel.train.synth import DOMAINS
-
     return {normalize_relation(spec.relation) for domain in DOMAINS for spec in domain.relations}
 
 

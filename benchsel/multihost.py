@@ -12,9 +12,10 @@ from dataclasses import dataclass, replace
 from typing import Any, cast
 
 from benchsel import runner
-from benchsel.backends.base import Backend, Memory, ModelSnapshot
+from benchsel.backends.base import Backend
 from benchsel.errors import BackendUnavailable, BenchselError, ModelNotFound, TransportError, UsageError
 from benchsel.hosts import HostSpec, assign, can_stand_in, check_unique, split_pins
+from benchsel.records import Memory, ModelSnapshot
 from benchsel.runner import EventCallback, RunAborted, RunFinished, RunSpec, RunStarted
 from benchsel.store import RunRecord, Store, StoredResult
 
@@ -66,7 +67,7 @@ class BackendNames:
 
 
 def make_host_backend(host: HostSpec) -> Backend:
-    from benchsel.backends.select import make_backend
+    from benchsel.backends.factory import make_backend
 
     if host.backend == "openai":
         return make_backend("openai", base_url=host.url)

@@ -17,33 +17,17 @@ from __future__ import annotations
 
 import queue
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from benchsel.backends.base import Backend, Memory, ModelSnapshot, Reply, RequestOptions
+from benchsel.backends.base import Backend
 from benchsel.errors import RequestRejected, TransportError
+from benchsel.records import ColdPrefill, Memory, ModelSnapshot, Reply, RequestOptions
 
 if TYPE_CHECKING:
     from benchsel.evalset import Prompt
 
 __all__ = ["ColdPrefill", "PrimedBackend", "describe_setting", "effective_prompt_cache", "prime"]
-
-# A prefill shorter than this is too short to time as a rate.
-MIN_COLD_TOKENS = 16
-
-
-@dataclass(frozen=True)
-class ColdPrefill:
-    """Prefill of the warm-up prompt with nothing cached (summed over the slots primed)."""
-
-    tokens: int
-    duration_ns: int
-
-    @property
-    def tokens_per_s(self) -> float | None:
-        if self.tokens < MIN_COLD_TOKENS or self.duration_ns <= 0:
-            return None
-        return self.tokens / self.duration_ns * 1e9
 
 
 def effective_prompt_cache(backend: Backend, requested: bool) -> bool:

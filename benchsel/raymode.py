@@ -15,11 +15,11 @@ from pathlib import Path
 from typing import Any, cast
 
 from benchsel import runner
-from benchsel.backends.base import Backend, Memory, ModelSnapshot
+from benchsel.backends.base import Backend
 from benchsel.contention import Contention
 from benchsel.errors import BenchselError, MissingExtra, UsageError
 from benchsel.multihost import BackendNames, HostFailed, HostView
-from benchsel.prefix_cache import ColdPrefill
+from benchsel.records import ColdPrefill, Memory, ModelSnapshot
 from benchsel.runner import EventCallback, RunAborted, RunFinished, RunSpec, RunStarted
 from benchsel.store import RunRecord, Store, StoredResult
 
@@ -115,7 +115,7 @@ class EngineChoice:
     lora: str | None = None
 
     def backend(self, slots: int) -> Backend:
-        from benchsel.backends.select import make_backend
+        from benchsel.backends.factory import make_backend
 
         lora = Path(self.lora) if self.lora else None
         return make_backend(self.kind, threads=self.threads, slots=slots, lora=lora)

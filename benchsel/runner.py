@@ -20,11 +20,12 @@ from functools import partial
 from typing import Any, TypeVar
 
 from benchsel import __version__
-from benchsel.backends.base import Backend, Memory, ModelSnapshot, Reply, RequestOptions
+from benchsel.backends.base import Backend
 from benchsel.contention import CpuSampler
 from benchsel.errors import BenchselError, RequestAborted, RequestRejected, RunTerminated, TransportError
 from benchsel.evalset import Case, EvalSet
-from benchsel.prefix_cache import ColdPrefill, prime
+from benchsel.prefix_cache import prime
+from benchsel.records import ColdPrefill, Memory, ModelSnapshot, Reply, RequestOptions
 from benchsel.store import RunRecord, Store, StoredResult
 
 T = TypeVar("T")

@@ -20,16 +20,16 @@ from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 from urllib.parse import quote
 
-from benchsel.backends.base import Memory, ModelSnapshot, Reply, reply_text, storable_text
 from benchsel.contention import Contention
+from benchsel.defaults import OUT_DIR
 from benchsel.errors import RunInProgress, StoreError, UsageError
 from benchsel.paths import prepare_parent
-from benchsel.prefix_cache import ColdPrefill
+from benchsel.records import ColdPrefill, Memory, ModelSnapshot, Reply, reply_text, storable_text
 
 P = ParamSpec("P")
 R = TypeVar("R")
 
-DEFAULT_DB = Path("reports") / "benchsel.sqlite"
+DEFAULT_DB = OUT_DIR / "benchsel.sqlite"
 
 
 def default_db_path() -> Path:

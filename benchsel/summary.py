@@ -9,11 +9,10 @@ from collections import Counter
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from benchsel.backends.base import Memory, ModelSnapshot
 from benchsel.contention import Contention
 from benchsel.errors import UsageError
 from benchsel.evalset import EvalSet, load_evalset
-from benchsel.prefix_cache import ColdPrefill
+from benchsel.records import ColdPrefill, Memory, ModelSnapshot
 from benchsel.scoring.scorecard import ModelScore, ReplyInput, score
 from benchsel.scoring.speed import SpeedStats, speed_stats
 from benchsel.store import RunRecord, Store, StoredModel, StoredResult

@@ -19,8 +19,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--run-ollama",
         action="store_true",
-        help="run tests marked `ollama` (also needs "
-        "BENCHSEL_TEST_OLLAMA_URL); they also run whenever that variable is set",
+        help="insist on the tests marked `ollama`: an error, not a skip, when BENCHSEL_TEST_OLLAMA_URL is "
+        "unset (they also run whenever that variable is set)",
     )
     group.addoption(
         "--run-gpu", action="store_true", help="run tests marked `gpu` (or set BENCHSEL_TEST_GPU=1)"
@@ -29,6 +29,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     ollama_url = os.environ.get("BENCHSEL_TEST_OLLAMA_URL")
+    if config.getoption("--run-ollama") and not ollama_url:
+        raise pytest.UsageError(
+            "--run-ollama needs a real Ollama: set BENCHSEL_TEST_OLLAMA_URL=http://HOST:11434"
+        )
     run_gpu = config.getoption("--run-gpu") or os.environ.get("BENCHSEL_TEST_GPU") == "1"
     needs_ollama = pytest.mark.skipif(
         not ollama_url, reason="needs a real Ollama: set BENCHSEL_TEST_OLLAMA_URL=http://HOST:11434"

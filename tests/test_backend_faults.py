@@ -18,12 +18,11 @@ import pytest
 from fault_servers import GOOD_OUTPUT, FaultServer
 
 from benchsel import runner
-from benchsel.backends.base import RequestOptions, reply_text, storable_text
+from benchsel.backends.factory import make_backend
 from benchsel.backends.http import short_body
 from benchsel.backends.llamacpp import LlamaCppBackend
 from benchsel.backends.ollama import OllamaBackend, resolve_host
 from benchsel.backends.openai import OpenAIBackend
-from benchsel.backends.select import make_backend
 from benchsel.errors import (
     BackendUnavailable,
     ModelNotFound,
@@ -33,6 +32,7 @@ from benchsel.errors import (
     UsageError,
 )
 from benchsel.evalset import EvalSet, load_evalset
+from benchsel.records import RequestOptions, reply_text, storable_text
 from benchsel.runner import RunSpec
 from benchsel.store import Store
 from benchsel.summary import summarize_run

@@ -9,13 +9,15 @@ from pathlib import Path
 import pytest
 
 from benchsel.backends import ggufmeta
-from benchsel.backends.base import Backend, RequestOptions
+from benchsel.backends.base import Backend
 from benchsel.backends.demo import DEMO_MODELS, demo_chat_template
 from benchsel.backends.engine import LlamaServer
 from benchsel.backends.ggufmeta import parameter_size, quantization_name, read_model_info
 from benchsel.backends.llamacpp import LlamaCppBackend, resolve_model
 from benchsel.backends.openai import OpenAIBackend
+from benchsel.defaults import cache_dir
 from benchsel.errors import ModelNotFound, UsageError
+from benchsel.records import RequestOptions
 
 SCHEMA = {
     "type": "object",
@@ -42,6 +44,7 @@ def test_quantization_names() -> None:
     assert quantization_name(None) is None
 
 
+@pytest.mark.integration  # reads the demo GGUFs
 def test_smollm2_metadata(smollm2_path: Path) -> None:
     info = read_model_info(smollm2_path)
     assert info["general.architecture"] == "llama"
@@ -53,6 +56,7 @@ def test_smollm2_metadata(smollm2_path: Path) -> None:
     assert "tokenizer.ggml.tokens" not in info
 
 
+@pytest.mark.integration  # reads the demo GGUFs
 def test_gemma3_metadata_fills_vocab_size_from_the_token_list(gemma3_path: Path) -> None:
     info = read_model_info(gemma3_path)
     assert info["general.architecture"] == "gemma3"
@@ -63,10 +67,11 @@ def test_gemma3_metadata_fills_vocab_size_from_the_token_list(gemma3_path: Path)
     assert info["general.tags"][0] == "gemma3"  # arrays stay lists
 
 
+@pytest.mark.integration  # reads the demo GGUFs
 def test_metadata_is_cached_on_disk(smollm2_path: Path) -> None:
     ggufmeta._memory.clear()
     first = read_model_info(smollm2_path)
-    files = list((ggufmeta.cache_dir() / "gguf").glob("*.json"))
+    files = list((cache_dir() / "gguf").glob("*.json"))
     assert len(files) == 1
     assert json.loads(files[0].read_text())["model_info"] == first
     ggufmeta._memory.clear()
@@ -80,6 +85,7 @@ def test_not_a_gguf_file(tmp_path: Path) -> None:
         read_model_info(path)
 
 
+@pytest.mark.integration  # reads the demo GGUFs
 def test_resolve_demo_and_path(smollm2_path: Path) -> None:
     assert resolve_model("smollm2:135m") == (smollm2_path, None)
     assert resolve_model(str(smollm2_path)) == (smollm2_path, None)
@@ -97,6 +103,7 @@ def test_unknown_model_names_the_choices() -> None:
     assert "a path to a .gguf file" in message
 
 
+@pytest.mark.integration  # reads the demo GGUFs
 def test_describe_without_a_server(smollm2_path: Path) -> None:
     backend = LlamaCppBackend()
     assert isinstance(backend, Backend)

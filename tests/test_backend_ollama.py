@@ -14,11 +14,11 @@ import ollama
 import pytest
 from ollama_loopback import FakeModel, FakeOllama
 
-from benchsel.backends.base import Backend, RequestOptions
+from benchsel.backends.base import Backend
 from benchsel.backends.engine import LlamaServer
+from benchsel.backends.factory import make_backend
 from benchsel.backends.llamacpp import LlamaCppBackend
 from benchsel.backends.ollama import OllamaBackend, PullProgress, resolve_host, translate_error
-from benchsel.backends.select import make_backend
 from benchsel.errors import (
     BackendUnavailable,
     CapabilityError,
@@ -27,6 +27,7 @@ from benchsel.errors import (
     TransportError,
     UsageError,
 )
+from benchsel.records import RequestOptions
 
 MODEL = "smollm2:135m"
 THINKER = "thinker:135m"

@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from benchsel.backends.base import Backend, RequestOptions
+from benchsel.backends.base import Backend
 from benchsel.backends.engine import LlamaServer
 from benchsel.backends.openai import OpenAIBackend, chat_payload, parse_reply
 from benchsel.errors import (
@@ -26,6 +26,7 @@ from benchsel.errors import (
     TransportError,
     UsageError,
 )
+from benchsel.records import RequestOptions
 
 MESSAGES = [{"role": "user", "content": "Say hi"}]
 SCHEMA = {"type": "object", "properties": {"a": {"type": "string"}}, "required": ["a"]}

@@ -8,9 +8,9 @@ import json
 import pytest
 from rich.console import Console
 
-from benchsel.backends.base import Reply
 from benchsel.cli import render
 from benchsel.evalset import EvalSet, load_evalset
+from benchsel.records import Reply
 from benchsel.store import RunRecord, StoredResult
 from benchsel.summary import ModelSummary, RunSummary, summarize_model
 

@@ -131,6 +131,20 @@ def test_the_library_call_checks_the_same_bounds(
     assert not (tmp_path / "r.sqlite").exists()
 
 
+def test_the_options_are_one_record_and_keywords_win(tmp_path: Path) -> None:
+    from benchsel import api
+    from benchsel.errors import UsageError
+
+    options = api.RunOptions(backend="llamacpp", db=tmp_path / "r.sqlite", limit=0)
+    with pytest.raises(UsageError, match=re.escape("--limit 0: must be a whole number at least 1")):
+        api.run("smollm2:135m", options)
+    with pytest.raises(UsageError, match=re.escape("--repeats 0")):
+        api.run("smollm2:135m", options, limit=2, repeats=0)
+    with pytest.raises(TypeError, match="nosuch"):
+        api.run("smollm2:135m", options, nosuch=1)
+    assert not (tmp_path / "r.sqlite").exists()
+
+
 @pytest.mark.integration
 def test_a_model_with_no_scored_reply_is_failed_and_the_run_exits_1(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
@@ -161,6 +175,7 @@ def test_runs_on_an_empty_store(tmp_path: Path, capsys: pytest.CaptureFixture[st
     assert code == 0 and "no runs yet" in stdout
 
 
+@pytest.mark.integration  # reads the demo GGUFs
 def test_pull_of_a_model_ollama_does_not_know_is_one_clear_error(
     smollm2_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

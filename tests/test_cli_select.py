@@ -76,7 +76,7 @@ def test_select_on_the_whole_card_names_both_winners(db: Path, tmp_path: Path):
 
 
 def test_no_vram_and_no_gpu_is_a_usage_error(db: Path, monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.setattr(hardware, "detect_gpus", lambda: [])
+    monkeypatch.setattr(hardware.gpu, "detect_gpus", lambda: [])
     result = invoke("select", RUN_ID, "--db", str(db))
     assert result.exit_code == 2
     assert "Error: no GPU detected - pass --vram, e.g. --vram 8GiB" in result.output
@@ -84,7 +84,7 @@ def test_no_vram_and_no_gpu_is_a_usage_error(db: Path, monkeypatch: pytest.Monke
 
 def test_a_detected_gpu_is_the_budget(db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     gpu = hardware.Gpu(0, "NVIDIA GeForce RTX 4060", "nvidia", 8 * hardware.GIB, 0)
-    monkeypatch.setattr(hardware, "detect_gpus", lambda: [gpu])
+    monkeypatch.setattr(hardware.gpu, "detect_gpus", lambda: [gpu])
     result = invoke("select", RUN_ID, "--reserve", "3GiB", "--db", str(db), "--out", str(tmp_path / "o"))
     assert result.exit_code == 0, result.output
     assert "Using GPU 0: NVIDIA GeForce RTX 4060, 8.0 GiB (pass --vram to override)" in lines(result)
@@ -128,6 +128,7 @@ def test_unknown_run_exits_2(db: Path):
     assert "no run 'nope'" in result.output
 
 
+@pytest.mark.integration  # reads the demo GGUFs
 def test_models_lists_the_demo_models_with_estimated_vram():
     result = invoke("models", "--backend", "llamacpp", "--num-ctx", "2048")
     assert result.exit_code == 0, result.output
@@ -145,6 +146,7 @@ def test_models_lists_the_demo_models_with_estimated_vram():
     assert hardware.format_bytes(estimate.total_bytes) in row
 
 
+@pytest.mark.integration  # reads the demo GGUFs
 def test_models_on_ollama_flags_thinking_models():
     # the loopback speaks Ollama's /api/tags and /api/show from the real GGUF; no generation is needed
     from ollama_loopback import FakeModel, FakeOllama

@@ -101,7 +101,7 @@ def test_readme_train_from_selection_with_default_paths(
     """The README's flow, as a user types it in a fresh folder: run -> select -> `benchsel train
     --from-selection reports/<run>/selection.json --evaluate` with the default (relative) output folder."""
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("BENCHSEL_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("BENCHSEL_CACHE_DIR", str(tmp_path / "cache"))
     db = str(tmp_path / "runs.db")
     # 3 cases at 128 tokens: enough for SmolLM2 to find gold entities, so the selection names a winner
     ran = invoke("run", "--models", "smollm2:135m", "--backend", "llamacpp", "--limit", "3",

@@ -13,8 +13,9 @@ from benchsel.cli.main import cli
 from benchsel.errors import UsageError
 from benchsel.evalset import EvalSet
 from benchsel.report import compare_runs, write_comparison
-from benchsel.report.compare import METRIC_NAMES, paired_ratio_bootstrap, parse_regress
+from benchsel.report.compare import METRIC_NAMES, parse_regress
 from benchsel.report.demo import DEMO_PROFILES, DemoProfile, write_demo_evalset, write_demo_run
+from benchsel.scoring.metrics import paired_ratio_bootstrap
 from benchsel.store import Store
 from benchsel.summary import RunSummary, summarize_run
 

@@ -262,6 +262,7 @@ def test_models_lists_the_four_with_licence_and_whether_installed(monkeypatch: p
     assert f"qwen2.5-coder:1.5b: {why} - run `{QWEN_15B.install}`" in result.output
 
 
+@pytest.mark.integration  # reads the demo GGUFs
 def test_the_registry_figures_match_the_files() -> None:
     """What the listing shows for a model that is not installed is what the file says once it is."""
     from benchsel.backends.demo import demo_model_path

@@ -44,7 +44,7 @@ def pid_alive(pid: int) -> bool:
 def test_parse_memory_sums_every_buffer() -> None:
     memory = parse_memory(CPU_LOG)
     assert memory is not None
-    assert memory.total_bytes == int((94.88 + 360.0 + 0.75 + 110.51) * MIB)
+    assert memory.total_bytes == sum(round(mib * MIB) for mib in (94.88, 360.0, 0.75, 110.51))
     assert memory.device_bytes == 0
 
 

@@ -605,3 +605,16 @@ def test_adapter_count_matches_peft_on_a_real_tiny_llama():
     )
     trainable = sum(p.numel() for p in lora.parameters() if p.requires_grad)
     assert trainable == estimate_training_memory(**TINY).adapter_params
+
+
+def test_vram_budget_given_or_detected(monkeypatch: pytest.MonkeyPatch) -> None:
+    from benchsel.hardware import gpu as gpu_module
+    from benchsel.hardware import vram_budget
+
+    assert vram_budget("8GiB") == (8 * GIB, None)
+    with pytest.raises(UsageError, match="^--vram: cannot read 'lots' as a size"):
+        vram_budget("lots")
+    small = gpu_module.Gpu(0, "small", "nvidia", 4 * GIB, 0)
+    large = gpu_module.Gpu(1, "large", "amd", 16 * GIB, GIB)
+    monkeypatch.setattr(gpu_module, "detect_gpus", lambda: [small, large])
+    assert vram_budget(None) == (16 * GIB, large)

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from benchsel.backends.base import ModelSnapshot
 from benchsel.errors import UsageError
 from benchsel.hosts import HostSpec, assign, can_stand_in, load_hosts_file, parse_host, split_pins
+from benchsel.records import ModelSnapshot
 
 GIB = 1024**3
 

@@ -7,7 +7,6 @@ from pathlib import Path
 from model_infos import GEMMA3_4B as GEMMA3_4B_INFO
 from test_selection import CASES, RUN_ID, add_model, answer, gemma3_4b, reply, snapshot, write_evalset
 
-from benchsel.backends.base import Memory
 from benchsel.evalset import load_evalset
 from benchsel.hardware import (
     DEFAULT_GPU_MARGIN_BYTES,
@@ -17,6 +16,7 @@ from benchsel.hardware import (
     estimate_inference_vram,
     vram_figure,
 )
+from benchsel.records import Memory
 from benchsel.report.selection_view import measured_vram
 from benchsel.selection import Constraints, select
 from benchsel.store import RunRecord, Store

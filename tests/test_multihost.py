@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 
 from benchsel import runner
-from benchsel.backends.base import RequestOptions
 from benchsel.backends.engine import LlamaServer
 from benchsel.evalset import load_evalset
 from benchsel.hosts import parse_host
 from benchsel.multihost import HostFailed, run_on_hosts
+from benchsel.records import RequestOptions
 from benchsel.report.view import thinking_notes
 from benchsel.store import Store
 from benchsel.summary import summarize_run

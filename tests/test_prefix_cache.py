@@ -11,13 +11,13 @@ from typing import Any
 import pytest
 
 from benchsel import runner
-from benchsel.backends.base import Reply, RequestOptions
 from benchsel.backends.llamacpp import LlamaCppBackend
 from benchsel.backends.ollama import OllamaBackend
 from benchsel.backends.openai import OpenAIBackend
 from benchsel.errors import TransportError
 from benchsel.evalset import EvalSet, load_evalset
-from benchsel.prefix_cache import ColdPrefill, describe_setting, effective_prompt_cache, prime
+from benchsel.prefix_cache import describe_setting, effective_prompt_cache, prime
+from benchsel.records import ColdPrefill, Reply, RequestOptions
 from benchsel.store import Store
 from benchsel.summary import summarize_run
 
@@ -124,7 +124,7 @@ def test_ollama_cannot_turn_the_cache_off_and_the_setting_is_described() -> None
 
 
 def test_the_cache_setting_is_part_of_the_cache_key(evalset: EvalSet) -> None:
-    from benchsel.backends.base import ModelSnapshot
+    from benchsel.records import ModelSnapshot
 
     snapshot = ModelSnapshot(name=MODEL, backend="llamacpp", digest="d")
     case = evalset.cases[0]

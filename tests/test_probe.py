@@ -11,7 +11,6 @@ import pytest
 from click.testing import CliRunner
 from test_selection import RUN_ID, build_motivating_store
 
-from benchsel.backends.base import Reply
 from benchsel.cli.main import cli
 from benchsel.errors import UsageError
 from benchsel.evalset import load_evalset
@@ -21,6 +20,7 @@ from benchsel.probe.fewshot import worked_examples
 from benchsel.probe.figures import Interval, paired_figures
 from benchsel.probe.measure import ProbePlan, pilot_settings, synthetic_count
 from benchsel.probe.split import subset, with_shots
+from benchsel.records import Reply
 from benchsel.store import Store, StoredProbe, StoredResult
 from benchsel.summary import summarize_model
 from benchsel.train.data import case_example, find_leaks

@@ -17,10 +17,10 @@ import pytest
 import ray
 
 from benchsel import runner
-from benchsel.backends.base import RequestOptions
 from benchsel.backends.llamacpp import LlamaCppBackend
 from benchsel.evalset import load_evalset
 from benchsel.raymode import EngineChoice, NodeResources, run_on_ray
+from benchsel.records import RequestOptions
 from benchsel.store import Store
 
 pytestmark = pytest.mark.integration

@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from benchsel.backends.base import Reply
 from benchsel.cli.main import cli
 from benchsel.errors import UsageError
 from benchsel.evalset import EvalSet
+from benchsel.records import Reply
 from benchsel.report import parse_formats, write_report
 from benchsel.report.demo import DEMO_PROFILES, write_demo_evalset, write_demo_run
 from benchsel.selection import Constraints, select

@@ -175,3 +175,19 @@ def test_export_writes_null_for_a_metric_without_a_value(tmp_path: Path, stored:
     models_csv, _ = write_csv(summary, tmp_path)
     with models_csv.open(encoding="utf-8", newline="") as fh:
         assert next(csv.DictReader(fh))["valid_json"] == ""
+
+
+def test_after_a_run_a_broken_selection_json_is_a_note_not_an_error(
+    tmp_path: Path, stored: RunSummary
+) -> None:
+    from benchsel.report.saved import selection_after_run
+
+    selection, note = selection_after_run(stored, tmp_path / "out")
+    assert note is None and selection is not None and selection.constraints.vram_bytes is None
+    path = tmp_path / "out" / stored.run.id / "selection.json"
+    path.parent.mkdir(parents=True)
+    path.write_text('{"constraints": {"vram": 1}, "weights": {}}')
+    selection, note = selection_after_run(stored, tmp_path / "out")
+    assert (
+        selection is not None and note is not None and note.startswith(f"{path}: unknown constraint 'vram'")
+    )

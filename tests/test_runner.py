@@ -15,12 +15,12 @@ import pytest
 from ollama_loopback import FakeModel, FakeOllama
 
 from benchsel import runner
-from benchsel.backends.base import RequestOptions
 from benchsel.backends.engine import LlamaServer
 from benchsel.backends.llamacpp import LlamaCppBackend
 from benchsel.backends.ollama import OllamaBackend
 from benchsel.backends.openai import OpenAIBackend
 from benchsel.evalset import EvalSet, load_evalset
+from benchsel.records import RequestOptions
 from benchsel.runner import RunAborted, RunSpec
 from benchsel.store import Store
 from benchsel.summary import summarize_run

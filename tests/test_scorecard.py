@@ -12,7 +12,7 @@ from benchsel.scoring import score_predictions
 from benchsel.scoring.export import score_to_dict
 from benchsel.scoring.match import Counts
 from benchsel.scoring.parse import parse_reply
-from benchsel.scoring.scorecard import ReplyInput, schema_error, score, score_reply
+from benchsel.scoring.scorecard import ReplyInput, schema_check, schema_error, score, score_reply
 
 
 @pytest.fixture(scope="module")
@@ -159,3 +159,12 @@ def test_nan_in_a_reply_is_neither_valid_json_nor_schema_valid(v1: EvalSet, cons
     assert result.recovered.value == 1.0
     assert result.content.entities.f1.value == 1.0  # the content view still reads the answer
     assert result.as_is.entities.f1.value == 0.0
+
+
+def test_the_schema_check_follows_the_schema_not_the_object(v1: EvalSet) -> None:
+    answer = gold_answer(v1, "v1-001")
+    schema = json.loads(json.dumps(v1.schema))
+    assert schema_error(answer, schema) is None
+    schema["required"] = [*schema.get("required", []), "summary"]  # the same dict, now stricter
+    assert schema_error(answer, schema) == "'summary' is a required property"
+    assert schema_error(answer, schema_check(v1.schema)) is None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from benchsel.backends.base import Reply
+from benchsel.records import Reply
 from benchsel.scoring.speed import chars_before_json, speed_stats
 
 

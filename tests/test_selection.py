@@ -18,11 +18,11 @@ import pytest
 from model_infos import E2B_STAND_IN as E2B_INFO
 from model_infos import GEMMA3_4B as GEMMA3_4B_INFO
 
-from benchsel.backends.base import Memory, ModelSnapshot, Reply
 from benchsel.contention import Contention
 from benchsel.errors import UsageError
 from benchsel.evalset import load_evalset
 from benchsel.hardware import GIB, format_bytes
+from benchsel.records import Memory, ModelSnapshot, Reply
 from benchsel.report.selection_view import from_selection
 from benchsel.scoring.scorecard import FORMAT_DEBT_MIN_CONTENT_F1
 from benchsel.selection import (

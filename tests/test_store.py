@@ -9,10 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from benchsel.backends.base import Memory, ModelSnapshot, Reply
 from benchsel.contention import Contention
 from benchsel.errors import UsageError
-from benchsel.prefix_cache import ColdPrefill
+from benchsel.records import ColdPrefill, Memory, ModelSnapshot, Reply
 from benchsel.store import MIGRATIONS, RunRecord, Store, StoredResult
 
 

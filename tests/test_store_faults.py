@@ -17,11 +17,11 @@ import pytest
 from fault_servers import FaultServer
 
 from benchsel import runner
-from benchsel.backends.base import RequestOptions
 from benchsel.backends.openai import OpenAIBackend
 from benchsel.errors import RunInProgress, StoreError, UsageError
 from benchsel.evalset import EvalSet, load_evalset
 from benchsel.paths import prepare_output_dir
+from benchsel.records import RequestOptions
 from benchsel.runner import RunSpec
 from benchsel.store import Store
 

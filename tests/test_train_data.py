@@ -112,7 +112,7 @@ def test_malformed_line_names_file_and_line(tmp_path):
     path = tmp_path / "bad.jsonl"
     good = json.dumps({"messages": [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}]})
     path.write_text(good + "\n\n{not json\n", encoding="utf-8")
-    with pytest.raises(UsageError, match=r"bad\.jsonl:3: not valid JSON .* one JSON object"):
+    with pytest.raises(UsageError, match=r"bad\.jsonl:3: not valid JSON: .* one JSON object"):
         load_examples(path)
 
 

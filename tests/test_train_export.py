@@ -276,6 +276,7 @@ def test_llama_export_lora_merges_the_adapter_into_the_base(exported: Exported, 
     np.testing.assert_allclose(out["token_embd.weight"], base["token_embd.weight"], rtol=1e-3, atol=1e-5)
 
 
+@pytest.mark.integration  # runs llama.cpp's llama-export-lora
 def test_merge_failure_names_the_fix(tmp_path: Path) -> None:
     from benchsel.errors import UsageError
     from benchsel.train.export import merge_gguf

@@ -223,3 +223,13 @@ def test_the_memory_estimate_matches_a_measured_peak(tmp_path: Path, checkpointi
     measured = result.peak_memory_bytes - result.baseline_memory_bytes
     assert measured > 0
     assert 1 / 1.6 <= measured / estimate.total_bytes <= 1.6, (measured, estimate.as_rows())
+
+
+def test_settings_merge_defaults_file_and_overrides(tmp_path: Path) -> None:
+    config = tmp_path / "train.toml"
+    config.write_text("[train]\nr = 8\nepochs = 1\n")
+    settings = TrainSettings.merged(config, {"r": None, "alpha": 64})
+    assert (settings.r, settings.alpha, settings.epochs) == (8, 64, 1)
+    assert TrainSettings.merged(None, {}).r == TrainSettings.default("r") == 16
+    with pytest.raises(UsageError, match="^--r: Input should be greater than or equal to 1$"):
+        TrainSettings.merged(None, {"r": 0}, {"r": "--r"})

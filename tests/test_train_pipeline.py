@@ -25,10 +25,11 @@ def test_ollama_parameters_text_becomes_create_parameters() -> None:
 
 
 @pytest.fixture(scope="module")
-def outcome(tmp_path_factory: pytest.TempPathFactory):  # -> TrainOutcome
+def outcome(tmp_path_factory: pytest.TempPathFactory):  # -> LoopOutcome
     pytest.importorskip("trl")
+    from benchsel.loop import train_and_evaluate
     from benchsel.train.lora import TrainSettings
-    from benchsel.train.pipeline import TrainPlan, train
+    from benchsel.train.pipeline import TrainPlan
     from benchsel.train.tiny import build_tiny_llama
 
     root = tmp_path_factory.mktemp("pipeline")
@@ -48,7 +49,7 @@ def outcome(tmp_path_factory: pytest.TempPathFactory):  # -> TrainOutcome
         threads=1,
         cache_dir=root / "cache",
     )
-    return train(plan)
+    return train_and_evaluate(plan)
 
 
 @pytest.mark.train
@@ -113,7 +114,8 @@ def _stored_run(options: dict):  # a RunSummary stand-in: only .run.id and .run.
 
 
 def test_options_on_the_command_line_win_over_the_selections_run() -> None:
-    from benchsel.train.pipeline import TrainPlan, _run_options
+    from benchsel.loop import _run_options
+    from benchsel.train.pipeline import TrainPlan
 
     stored = _stored_run({"limit": 3, "num_predict": 256, "temperature": 0.0, "concurrency": 1})
     options, notes, same = _run_options(TrainPlan(base="x", eval_limit=1), stored)

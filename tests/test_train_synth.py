@@ -6,8 +6,9 @@ import pytest
 from jsonschema import Draft202012Validator
 
 from benchsel.evalset import check_case, load_evalset
+from benchsel.synthetic import DOMAINS, MAX_RELATIONSHIPS, generate_synthetic
 from benchsel.train.data import write_jsonl
-from benchsel.train.synth import DOMAINS, MAX_RELATIONSHIPS, generate, generate_synthetic
+from benchsel.train.synth import generate
 
 
 @pytest.fixture(scope="module")

@@ -15,9 +15,9 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from benchsel.backends.ggufmeta import cache_dir
 from benchsel.backends.parts import Part, PartedFile, assemble
 from benchsel.chat_templates import GEMMA_TURN_TEMPLATE
+from benchsel.defaults import cache_dir
 from benchsel.errors import MissingExtra, ModelNotFound
 
 __all__ = [
@@ -214,7 +214,7 @@ def _gemma3_path() -> Path:
         # assemble beside the target, then rename, so a concurrent reader never sees half a file
         tmp = target.with_name(f"{target.name}.{os.getpid()}.partial")
         os.replace(package.assemble(tmp, overwrite=True), target)
-        return target
+        return Path(target)
     except (FileNotFoundError, FileExistsError, ValueError) as exc:
         raise ModelNotFound(
             f"the demo model gemma3:270m could not be assembled ({exc}) - reinstall it with "

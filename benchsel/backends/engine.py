@@ -21,9 +21,9 @@ from typing import IO
 import httpx
 
 from benchsel.errors import BackendUnavailable, MissingExtra, UsageError
-from benchsel.hardware import MIB, llama_server_buffers
+from benchsel.hardware import LlamaServerMemory, llama_server_buffers, parse_llama_server_memory
 
-__all__ = ["LlamaServer", "ServerMemory", "llama_server_binary", "parse_memory"]
+__all__ = ["LlamaServer", "llama_server_binary", "parse_memory"]
 
 HEALTH_TIMEOUT_S = 120.0
 STOP_TIMEOUT_S = 5.0  # after SIGTERM; a server stuck "cleaning up" mid-request then gets SIGKILL
@@ -31,23 +31,10 @@ PR_SET_PDEATHSIG = 1
 _live: set[LlamaServer] = set()  # every started server, so atexit can stop the ones left running
 
 
-class ServerMemory:
-    """Buffer sizes a llama-server log reports, in bytes: total and the part on a GPU."""
-
-    def __init__(self, total_bytes: int, device_bytes: int) -> None:
-        self.total_bytes = total_bytes
-        self.device_bytes = device_bytes
-
-
-def parse_memory(log: str) -> ServerMemory | None:
-    """Sum the model, KV, compute, output and LoRA buffers a llama-server log reports (Gemma's two KV
+def parse_memory(log: str) -> LlamaServerMemory | None:
+    """The buffers a llama-server log reports, summed by part (benchsel.hardware's parser: Gemma's two KV
     caches, full and sliding-window, are two lines); None if it reports none."""
-    buffers = llama_server_buffers(log)  # the one parser of these lines, shared with benchsel.hardware
-    if not buffers:
-        return None
-    total = sum(b.mib for b in buffers)
-    device = sum(b.mib for b in buffers if b.on_device)
-    return ServerMemory(int(total * MIB), int(device * MIB))
+    return parse_llama_server_memory(log) if llama_server_buffers(log) else None
 
 
 def llama_server_binary() -> Path:

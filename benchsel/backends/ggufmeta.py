@@ -15,11 +15,12 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from benchsel.backends.base import ModelSnapshot
+from benchsel.defaults import cache_dir
+from benchsel.digest import sha256_file
 from benchsel.errors import UsageError
+from benchsel.records import ModelSnapshot
 
 __all__ = [
-    "cache_dir",
     "file_sha256",
     "parameter_size",
     "quantization_name",
@@ -49,15 +50,6 @@ _memory: dict[tuple[str, int, int], dict[str, Any]] = {}
 _lock = threading.Lock()
 
 
-def cache_dir() -> Path:
-    """Where benchsel keeps small derived files: $BENCHSEL_CACHE_DIR, else ~/.cache/benchsel."""
-    override = os.environ.get("BENCHSEL_CACHE_DIR")
-    if override:
-        return Path(override)
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "benchsel"
-
-
 def quantization_name(file_type: int | None) -> str | None:
     """``general.file_type`` as a name such as "Q4_K_M"; None when unknown."""
     return None if file_type is None else _FILE_TYPES.get(file_type)
@@ -84,11 +76,7 @@ def file_sha256(path: Path) -> str:
     """Hex sha256 of the file, computed once per (path, size, mtime)."""
     entry = _cached(Path(path))
     if "sha256" not in entry:
-        digest = hashlib.sha256()
-        with Path(path).open("rb") as handle:
-            while block := handle.read(1 << 20):
-                digest.update(block)
-        entry["sha256"] = digest.hexdigest()
+        entry["sha256"] = sha256_file(path)
         _save(Path(path), entry)
     return str(entry["sha256"])
 

@@ -7,12 +7,12 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from benchsel.backends.base import Memory, ModelSnapshot, Reply, RequestOptions
 from benchsel.backends.demo import DEMO_MODELS, demo_chat_template, demo_model_path
 from benchsel.backends.engine import LlamaServer
 from benchsel.backends.ggufmeta import file_sha256, snapshot_from_gguf
 from benchsel.backends.openai import OpenAIBackend
 from benchsel.errors import ModelNotFound
+from benchsel.records import Memory, ModelSnapshot, Reply, RequestOptions
 
 __all__ = ["LlamaCppBackend", "resolve_model"]
 

@@ -13,7 +13,6 @@ from typing import Any
 import httpx
 import pydantic
 
-from benchsel.backends.base import Memory, ModelSnapshot, Reply, RequestOptions, reply_count, reply_text
 from benchsel.backends.http import Answer, Channel, short_body
 from benchsel.backends.ollama_host import resolve_host
 from benchsel.errors import (
@@ -30,6 +29,7 @@ from benchsel.errors import (
     ServerFailed,
     UsageError,
 )
+from benchsel.records import Memory, ModelSnapshot, Reply, RequestOptions, reply_count, reply_text
 
 # isort: split
 # The ollama package builds a client from OLLAMA_HOST as it is imported, and a malformed value fails there
@@ -126,7 +126,7 @@ class OllamaBackend:
         wanted = normalize_model_name(model)
         for entry in listing.models:
             if entry.model and normalize_model_name(entry.model) == wanted:
-                return entry.model_dump()
+                return dict(entry.model_dump())
         return {}
 
     # --- running --------------------------------------------------------------------------------
@@ -305,7 +305,8 @@ class OllamaBackend:
             data = response.json()
             return data if isinstance(data, dict) else {}
 
-        return self._call(send, model=model)
+        shown: dict[str, Any] = self._call(send, model=model)
+        return shown
 
     def _call(self, fn: Callable[[], Any], *, model: str | None) -> Any:
         try:

@@ -10,7 +10,6 @@ from typing import Any
 
 import httpx
 
-from benchsel.backends.base import Memory, ModelSnapshot, Reply, RequestOptions, reply_count, reply_text
 from benchsel.backends.ggufmeta import snapshot_from_gguf
 from benchsel.backends.http import Answer, Channel, check_url, raise_for_status
 from benchsel.errors import (
@@ -23,6 +22,7 @@ from benchsel.errors import (
     TransportError,
     UsageError,
 )
+from benchsel.records import Memory, ModelSnapshot, Reply, RequestOptions, reply_count, reply_text
 
 __all__ = ["OpenAIBackend", "chat_payload", "parse_reply"]
 

@@ -10,6 +10,9 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from benchsel.defaults import MOSTLY_THINKING
+from benchsel.scoring.registry import get_metric
+
 if TYPE_CHECKING:
     from rich.console import Console
     from rich.table import Table
@@ -111,16 +114,28 @@ class _Column:
         return self.header.replace(" ", "\n", 1)
 
 
+def _metric(header: str, name: str, ci: bool = False) -> _Column:
+    """A column of a registered metric: a rate as a whole percentage, a score with its interval when
+    ``ci``, a speed with one decimal."""
+    metric = get_metric(name)
+    estimate = metric.estimate
+    if estimate is None:
+        return _Column(header, lambda m: rate(metric.read(m)))
+    if metric.kind == "rate":
+        return _Column(header, lambda m: pct(estimate(m.score)))
+    return _Column(header, lambda m: num(estimate(m.score), ci))
+
+
 def _columns(ci: bool) -> tuple[_Column, ...]:
     """The results columns, most important first: a narrow terminal drops them from the end."""
     return (
-        _Column("Valid JSON", lambda m: pct(m.score.valid_json)),
-        _Column("Entity F1", lambda m: num(m.score.as_is.entities.f1, ci)),
-        _Column("Rel F1", lambda m: num(m.score.as_is.relationships.f1, ci=False)),
-        _Column("Content F1", lambda m: num(m.score.content.entities.f1, ci)),
-        _Column("tok/s", lambda m: rate(m.speed.decode_tokens_per_s)),
-        _Column("Recall", lambda m: num(m.score.as_is.entities.recall, ci=False)),
-        _Column("Schema", lambda m: pct(m.score.schema_valid)),
+        _metric("Valid JSON", "valid_json"),
+        _metric("Entity F1", "as_is_entity_f1", ci),
+        _metric("Rel F1", "as_is_relationship_f1"),
+        _metric("Content F1", "content_entity_f1", ci),
+        _metric("tok/s", "decode_tokens_per_s"),
+        _metric("Recall", "as_is_entity_recall"),
+        _metric("Schema", "schema_valid"),
         _Column("p50 s", lambda m: rate(m.speed.latency_p50_s)),
         _Column("Pre-JSON", lambda m: f"{m.speed.thinking_share:.0%}"),
         _Column("Params", lambda m: m.snapshot.parameter_size or "-"),
@@ -210,7 +225,7 @@ def notes(summary: RunSummary) -> list[str]:
             )
         if m.speed.truncated:
             lines.append(f"{m.display_name}: {m.speed.truncated} replies hit the token limit (num_predict)")
-        if m.speed.thinking_share >= 0.5:
+        if m.speed.thinking_share >= MOSTLY_THINKING:
             lines.append(
                 f"{m.display_name}: {m.speed.thinking_share:.0%} of its output came before any JSON "
                 "(thinking)"

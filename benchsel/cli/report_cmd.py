@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 
+from benchsel import defaults
 from benchsel.cli.render import db_option
 from benchsel.cli.select_cmd import (
     CONSTRAINT_FIELDS,
@@ -19,7 +20,7 @@ from benchsel.cli.select_cmd import (
 _out_option = click.option(
     "--out",
     type=click.Path(path_type=Path),
-    default=Path("reports"),
+    default=defaults.OUT_DIR,
     show_default=True,
     help="Report directory.",
 )
@@ -44,6 +45,7 @@ _out_option = click.option(
 @click.pass_context
 def report(
     ctx: click.Context,
+    /,
     run_id: str,
     formats: str,
     out: Path,
@@ -114,8 +116,8 @@ def compare(
       benchsel compare BASE_RUN NEW_RUN --fail-if-regress content_entity_f1:0.02 --fail-if-regress valid_json
     """
     from benchsel.report import parse_formats
-    from benchsel.report.compare import RegressionError, compare_runs, parse_regress, write_comparison
-    from benchsel.report.compare_render import diff_rows, wins_text
+    from benchsel.report.compare import RegressionError, compare_runs, parse_regress
+    from benchsel.report.compare_render import diff_rows, wins_text, write_comparison
     from benchsel.store import Store
     from benchsel.summary import summarize_run
 

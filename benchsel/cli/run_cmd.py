@@ -7,10 +7,12 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from benchsel import defaults
 from benchsel.cli import render
 from benchsel.cli.options import HiddenAliasOption, config_option
 
 if TYPE_CHECKING:
+    from rich.console import Console
     from rich.progress import Progress, TaskID
 
     from benchsel.runner import Event
@@ -26,6 +28,20 @@ def escape(text: str) -> str:
     from rich.markup import escape as rich_escape
 
     return rich_escape(text)
+
+
+def run_progress(console: Console) -> Progress:
+    """One bar per benchmarked model: cases done and decode speed (run, and train's evaluation)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[tps]}"),
+        TimeRemainingColumn(),
+    )
+    return Progress(*columns, console=console, transient=False)
 
 
 class ProgressPrinter:
@@ -90,7 +106,7 @@ class ProgressPrinter:
 @click.command()
 @click.option("--models", "-m", required=True, help="Comma-separated models, e.g. gemma3:4b,gemma4:e2b.")
 @click.option(
-    "--evalset", "-e", default="extraction-v1", show_default=True, help="Bundled eval set name or directory."
+    "--evalset", "-e", default=defaults.EVALSET, show_default=True, help="Bundled eval set name or directory."
 )
 @render.backend_options(several_hosts=True)
 @click.option(
@@ -199,7 +215,7 @@ class ProgressPrinter:
 @click.option(
     "--out",
     type=click.Path(file_okay=False, path_type=Path),
-    default=Path("reports"),
+    default=defaults.OUT_DIR,
     show_default=True,
     help="Report directory.",
 )
@@ -219,7 +235,6 @@ def run(**kwargs: Any) -> None:
       benchsel run --models gemma3:4b,gemma4:e2b --ray 10.0.0.5:6379
       benchsel run --models smollm2:135m --lora reports/train-RUN/adapter.gguf --limit 20
     """
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from benchsel import api
     from benchsel.errors import RunFailed
@@ -229,14 +244,7 @@ def run(**kwargs: Any) -> None:
     kwargs["format"] = kwargs.pop("format_")
     kwargs["prompt_cache"] = not kwargs.pop("no_prompt_cache")
     con = render.console()
-    columns = (
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[tps]}"),
-        TimeRemainingColumn(),
-    )
-    with Progress(*columns, console=con, transient=False) as progress:
+    with run_progress(con) as progress:
         printer = ProgressPrinter(progress)
         summary = api.run(kwargs.pop("models"), on_event=printer, on_pull=printer.pulling, **kwargs)
     served = {
@@ -273,20 +281,12 @@ def speed_notes(summary: Any) -> list[str]:
 
 
 def _write_report(summary: Any, out: Path) -> list[Path]:
-    """The report ranks as the run's selection.json says when `benchsel select` wrote one (a resumed
-    run), else without a VRAM budget; `benchsel select` / `report` add one."""
-    from benchsel.errors import UsageError
     from benchsel.report import write_report
-    from benchsel.report.saved import report_selection
-    from benchsel.selection import select
+    from benchsel.report.saved import selection_after_run
 
-    selection = None
-    if summary.models:
-        try:
-            selection, _ = report_selection(summary, out)
-        except UsageError as exc:  # a broken selection.json must not fail a finished run
-            render.console().print(f"[yellow]note[/] {exc}", soft_wrap=True)
-            selection = select(summary)
+    selection, note = selection_after_run(summary, out)
+    if note is not None:
+        render.console().print(f"[yellow]note[/] {note}", soft_wrap=True)
     return list(write_report(summary, selection, out, ("md", "html")))
 
 

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from benchsel import defaults
 from benchsel.cli.render import backend_options, db_option
 from benchsel.errors import UsageError
 
@@ -44,20 +45,13 @@ def _console() -> Console:
 
 
 def resolve_vram(vram: str | None, echo: Callable[[str], None]) -> int:
-    """--vram, else the largest detected GPU; neither is a usage error."""
-    from benchsel import hardware
+    """--vram, else the largest detected GPU (said with ``echo``)."""
+    from benchsel.hardware import format_bytes, vram_budget
 
-    if vram is not None:
-        return _bytes_option("--vram", vram) or 0
-    gpus = hardware.detect_gpus()
-    if not gpus:
-        raise UsageError("no GPU detected - pass --vram, e.g. --vram 8GiB")
-    gpu = max(gpus, key=lambda g: g.total_bytes)
-    echo(
-        f"Using GPU {gpu.index}: {gpu.name}, {hardware.format_bytes(gpu.total_bytes)} "
-        "(pass --vram to override)"
-    )
-    return gpu.total_bytes
+    budget, gpu = vram_budget(vram)
+    if gpu is not None:
+        echo(f"Using GPU {gpu.index}: {gpu.name}, {format_bytes(gpu.total_bytes)} (pass --vram to override)")
+    return budget
 
 
 KV_CACHE_TYPES = ["f16", "bf16", "f32", "q8_0", "q4_0"]
@@ -76,6 +70,20 @@ CONSTRAINT_FIELDS = {
 SIZE_OPTIONS = frozenset({"vram", "reserve", "margin", "train_vram"})
 
 
+def num_ctx_option(what: str) -> Callable[[Any], Any]:
+    """--num-ctx with llama.cpp's -c/--ctx-size aliases; ``what`` says what the context is for."""
+    return click.option(
+        "--num-ctx",
+        "-c",
+        "--ctx-size",
+        "num_ctx",
+        type=int,
+        default=defaults.NUM_CTX,
+        show_default=True,
+        help=f"{what} (-c/--ctx-size as in llama.cpp).",
+    )
+
+
 def constraint_options(vram_help: str) -> Callable[[Any], Any]:
     """The constraint and weight options `select` and `report` share (one definition, one help text)."""
     options = (
@@ -83,16 +91,7 @@ def constraint_options(vram_help: str) -> Callable[[Any], Any]:
         click.option(
             "--reserve", default="0", show_default=True, help="Memory kept for models that stay loaded."
         ),
-        click.option(
-            "--num-ctx",
-            "-c",
-            "--ctx-size",
-            "num_ctx",
-            type=int,
-            default=4096,
-            show_default=True,
-            help="Planned context per request (-c/--ctx-size as in llama.cpp).",
-        ),
+        num_ctx_option("Planned context per request"),
         click.option("--parallel", type=int, default=1, show_default=True, help="Planned parallel requests."),
         click.option(
             "--kv-cache",
@@ -158,7 +157,7 @@ def given_on_command_line(ctx: click.Context, names: Iterable[str]) -> list[str]
 @click.option(
     "--out",
     type=click.Path(path_type=Path),
-    default=Path("reports"),
+    default=defaults.OUT_DIR,
     show_default=True,
     help="Report directory.",
 )
@@ -281,7 +280,9 @@ def render_selection(selection: Selection, console: Console) -> None:
         console.print(f"Failed: {failed.label}: {failed.failure}", soft_wrap=True, markup=False)
     if selection.measured is not None:
         from benchsel.cli.probe_cmd import render_measured
+        from benchsel.probe import MeasuredRanking
 
+        assert isinstance(selection.measured, MeasuredRanking)
         render_measured(selection.measured, console)
     for entry in selection.deploy_now.entries:
         if entry.flags:
@@ -293,32 +294,9 @@ def render_selection(selection: Selection, console: Console) -> None:
         console.print("VRAM was not checked: pass --vram", soft_wrap=True)
 
 
-def model_names(backend: Any, kind: str) -> list[str]:
-    """The models a backend can serve: Ollama's list, or the demo models for the embedded engine."""
-    lister = getattr(backend, "list_models", None)
-    if callable(lister):
-        return list(lister())
-    if kind == "llamacpp" or getattr(backend, "name", "") == "llamacpp":
-        from benchsel.backends.demo import DEMO_MODELS
-
-        return list(DEMO_MODELS)
-    raise UsageError(
-        f"the {kind} backend cannot list its models - pass model names to `benchsel run --models`"
-    )
-
-
 @click.command()
 @backend_options
-@click.option(
-    "--num-ctx",
-    "-c",
-    "--ctx-size",
-    "num_ctx",
-    type=int,
-    default=4096,
-    show_default=True,
-    help="Context to estimate VRAM at (-c/--ctx-size as in llama.cpp).",
-)
+@num_ctx_option("Context to estimate VRAM at")
 @click.option("--parallel", type=int, default=1, show_default=True, help="Parallel requests to estimate for.")
 @click.option(
     "--kv-cache",
@@ -340,13 +318,13 @@ def models(
       benchsel models --num-ctx 8192 --kv-cache q8_0
       benchsel models --backend llamacpp
     """
-    from benchsel.backends.select import make_backend
+    from benchsel.backends.factory import make_backend, served_models
     from benchsel.selection import Constraints, describe_candidates
 
     constraints = Constraints.of(num_ctx=num_ctx, parallel=parallel, kv_cache=kv_cache)
     served = make_backend(backend, host=host, base_url=base_url)
     try:
-        candidates = describe_candidates(served, model_names(served, backend), constraints)
+        candidates = describe_candidates(served, served_models(served, backend), constraints)
     finally:
         served.close()
     console = _console()

@@ -8,15 +8,15 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from benchsel import defaults
 from benchsel.cli.render import db_option
-from benchsel.errors import UsageError
 
 if TYPE_CHECKING:
     from rich.console import Console
     from rich.progress import Progress
 
+    from benchsel.loop import LoopOutcome
     from benchsel.train.lora import TrainProgress, TrainSettings
-    from benchsel.train.pipeline import TrainOutcome
 
 FORMAT_CHOICES = ("auto", "chat", "sharegpt", "alpaca", "evalset")
 # CLI flag -> TrainSettings field
@@ -30,6 +30,13 @@ SETTING_FLAGS = {
     "grad_accum": "gradient_accumulation_steps",
     "max_seq_len": "max_seq_len",
 }
+
+
+def _default(field_name: str) -> Any:
+    """A training setting's default, as TrainSettings defines it (help texts show it)."""
+    from benchsel.train.lora import TrainSettings
+
+    return TrainSettings.default(field_name)
 
 
 def _console() -> Console:
@@ -53,15 +60,19 @@ def _console() -> Console:
 @click.option("--n", "synthetic_n", type=int, default=600, show_default=True, help="Synthetic examples.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the data and its split.")
 @click.option("--config", type=click.Path(dir_okay=False, path_type=Path), help="train.toml settings.")
-@click.option("--r", type=int, help="LoRA rank [16].")
-@click.option("--alpha", type=int, help="LoRA alpha [32].")
-@click.option("--epochs", type=float, help="Epochs [3].")
-@click.option("--lr", type=float, help="Learning rate [2e-4].")
+@click.option("--r", type=int, help=f"LoRA rank [{_default('r')}].")
+@click.option("--alpha", type=int, help=f"LoRA alpha [{_default('alpha')}].")
+@click.option("--epochs", type=float, help=f"Epochs [{_default('epochs'):g}].")
+@click.option("--lr", type=float, help=f"Learning rate [{_default('learning_rate'):g}].")
 @click.option("--max-steps", type=int, help="Stop after this many optimizer steps.")
-@click.option("--batch", type=int, help="Per-device batch size [4].")
-@click.option("--grad-accum", type=int, help="Gradient accumulation steps [4].")
-@click.option("--max-seq-len", type=int, help="Longest example in tokens [2048].")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), help="[reports/train-<time>]")
+@click.option("--batch", type=int, help=f"Per-device batch size [{_default('per_device_batch_size')}].")
+@click.option(
+    "--grad-accum", type=int, help=f"Gradient accumulation steps [{_default('gradient_accumulation_steps')}]."
+)
+@click.option("--max-seq-len", type=int, help=f"Longest example in tokens [{_default('max_seq_len')}].")
+@click.option(
+    "--out", type=click.Path(file_okay=False, path_type=Path), help=f"[{defaults.OUT_DIR}/train-<time>]"
+)
 @click.option(
     "--register", "register_name", metavar="NAME", help="Create NAME in Ollama (checked before training)."
 )
@@ -80,7 +91,7 @@ def _console() -> Console:
 @click.option("--num-predict", type=int, help="Token limit per answer when evaluating.")
 @click.option("--threads", type=int, help="llama-server threads when evaluating on the embedded engine.")
 @click.pass_context
-def train(ctx: click.Context, **options: Any) -> None:
+def train(ctx: click.Context, /, **options: Any) -> None:
     """Train a LoRA on the selected base (or --base), export a GGUF adapter and a Modelfile, register
     it with Ollama (--register NAME) and re-run the eval set on it (--evaluate).
 
@@ -105,20 +116,9 @@ def train(ctx: click.Context, **options: Any) -> None:
 def _settings(options: dict[str, Any]) -> TrainSettings:
     from benchsel.train.lora import TrainSettings
 
-    base = (
-        TrainSettings.from_toml(options["config"]) if options["config"] else TrainSettings.model_validate({})
-    )
-    overrides = {field: options[flag] for flag, field in SETTING_FLAGS.items() if options[flag] is not None}
-    if not overrides:
-        return base
-    from pydantic import ValidationError
-
-    try:
-        return TrainSettings.model_validate({**base.model_dump(), **overrides})
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        flag = next(f for f, name in SETTING_FLAGS.items() if name == err["loc"][0])
-        raise UsageError(f"--{flag.replace('_', '-')}: {err['msg']}") from None
+    overrides = {field: options[flag] for flag, field in SETTING_FLAGS.items()}
+    names = {field: f"--{flag.replace('_', '-')}" for flag, field in SETTING_FLAGS.items()}
+    return TrainSettings.merged(options["config"], overrides, names)
 
 
 def _plan(options: dict[str, Any]) -> Any:
@@ -174,14 +174,11 @@ def _eta(seconds: float | None) -> str:
     return f"{minutes}:{secs:02d}"
 
 
-def _run_with_progress(plan: Any, console: Console) -> TrainOutcome:
+def _run_with_progress(plan: Any, console: Console) -> LoopOutcome:
     """Training under a training bar; the evaluation afterwards under one bar per benchmarked model."""
-    import dataclasses
 
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    from benchsel.cli.run_cmd import ProgressPrinter
-    from benchsel.train.pipeline import evaluate
+    from benchsel.cli.run_cmd import ProgressPrinter, run_progress
+    from benchsel.loop import evaluate, with_evaluation
     from benchsel.train.pipeline import train as run_pipeline
 
     progress = _progress(console)
@@ -204,32 +201,25 @@ def _run_with_progress(plan: Any, console: Console) -> TrainOutcome:
 
     with progress:
         outcome = run_pipeline(
-            dataclasses.replace(plan, evaluate=False),
-            on_stage=lambda text: progress.console.print(text),
-            on_progress=on_progress,
+            plan, on_stage=lambda text: progress.console.print(text), on_progress=on_progress
         )
     if not plan.evaluate:
-        return outcome
-    columns = (
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[tps]}"),
-        TimeRemainingColumn(),
-    )
-    with Progress(*columns, console=console, transient=False) as bars:
+        return with_evaluation(outcome, None)
+    with run_progress(console) as bars:
         printer = ProgressPrinter(bars)
         evaluation = evaluate(plan, outcome, lambda text: bars.console.print(text), printer)
-    return dataclasses.replace(outcome, evaluation=evaluation)
+    return with_evaluation(outcome, evaluation)
 
 
-def _render_outcome(outcome: TrainOutcome, console: Console) -> None:
+def _render_outcome(outcome: LoopOutcome, console: Console) -> None:
+    from benchsel.hardware import format_bytes
+
     result = outcome.training
     best = _fmt(result.best_eval_loss, ".4f")
     console.print(
         f"Trained {outcome.fine_tune_name}: {result.steps} steps in {result.train_seconds:.0f} s "
         f"({result.tokens_per_s:.0f} tok/s, {result.device}{', QLoRA' if result.qlora else ''}, "
-        f"peak memory {_gib(result.peak_memory_bytes)}); "
+        f"peak memory {format_bytes(result.peak_memory_bytes)}); "
         f"best validation loss {best}{' (stopped early)' if result.stopped_early else ''}"
     )
     console.print(f"Adapter: {outcome.adapter_gguf}")
@@ -262,12 +252,6 @@ def _render_outcome(outcome: TrainOutcome, console: Console) -> None:
         console.print(f"Wrote {path}")
 
 
-def _gib(n: int) -> str:
-    from benchsel.hardware import format_bytes
-
-    return format_bytes(n)
-
-
 # ---- data ---------------------------------------------------------------------------------------
 
 
@@ -281,7 +265,7 @@ def data() -> None:
 @click.option(
     "--seed", type=int, default=0, show_default=True, help="Random seed: the same seed, the same data."
 )
-@click.option("--evalset", default="extraction-v1", show_default=True, help="Whose prompt the examples use.")
+@click.option("--evalset", default=defaults.EVALSET, show_default=True, help="Whose prompt the examples use.")
 @click.option(
     "--out",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -309,7 +293,7 @@ def generate(n: int, seed: int, evalset: str, out: Path) -> None:
 
 @data.command("check")
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--evalset", default="extraction-v1", show_default=True, help="Leakage check against it.")
+@click.option("--evalset", default=defaults.EVALSET, show_default=True, help="Leakage check against it.")
 @click.option("--format", "fmt", type=click.Choice(FORMAT_CHOICES), default="auto", show_default=True)
 @click.option("--drop-leaks", is_flag=True, help="Report leaked examples as dropped instead of failing.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the split.")

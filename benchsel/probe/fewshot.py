@@ -12,8 +12,8 @@ SHOT_SEED_OFFSET = 7919
 
 def worked_examples(evalset: EvalSet, k: int, seed: int = 0) -> list[tuple[str, str]]:
     """``k`` (text, gold answer as compact JSON) pairs from the deterministic synthetic generator."""
+    from benchsel.synthetic import generate_cases
     from benchsel.train.data import case_example, find_leaks
-    from benchsel.train.synth import generate_cases
 
     if k < 1:
         raise UsageError(f"--shots {k}: give at least 1 worked example")

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from benchsel.defaults import OUT_DIR
 from benchsel.errors import BenchselError, UsageError
 from benchsel.probe.figures import METHODS, ProbeFigures, ProbeMethod, TrainingFigures, paired_figures
 from benchsel.probe.split import Split, split_cases, subset, with_shots
@@ -256,7 +257,7 @@ def train_and_measure(
     from benchsel.train.pipeline import TrainPlan, embedded_model, train
 
     settings = pilot_settings(plan)
-    out_root = plan.out_dir or Path("reports") / "probes" / plan.run_id
+    out_root = plan.out_dir or OUT_DIR / "probes" / plan.run_id
     out_dir = out_root / f"{_slug(name)}-{plan.steps}steps"
     reset_peak_rss()
     outcome = train(

@@ -6,37 +6,30 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from benchsel.errors import UsageError
+from benchsel.defaults import OUT_DIR
+from benchsel.report.compare import Comparison, compare_runs
+from benchsel.report.compare_render import write_comparison
+from benchsel.report.formats import COMPARE_FORMATS, FORMATS, parse_formats
 
 if TYPE_CHECKING:
-    from benchsel.report.compare import Comparison
     from benchsel.selection import Selection
     from benchsel.summary import RunSummary
 
-FORMATS = ("md", "html", "json", "csv")
-COMPARE_FORMATS = ("md", "html")
-
-__all__ = ["FORMATS", "compare_runs", "parse_formats", "write_comparison", "write_report"]
-
-
-def parse_formats(formats: str | Iterable[str], allowed: tuple[str, ...] = FORMATS) -> tuple[str, ...]:
-    """'html,md' or ['md'] -> ('md', 'html') in a fixed order; refuses anything not in ``allowed``."""
-    names = formats.split(",") if isinstance(formats, str) else list(formats)
-    wanted = {name.strip().lower() for name in names if name.strip()}
-    wanted = {"md" if name == "markdown" else name for name in wanted}
-    unknown = sorted(wanted - set(allowed))
-    if unknown or not wanted:
-        raise UsageError(
-            f"unknown report format {', '.join(unknown) or '(none)'} - use {', '.join(allowed)} "
-            "or several, comma-separated (md,html)"
-        )
-    return tuple(name for name in allowed if name in wanted)
+__all__ = [
+    "COMPARE_FORMATS",
+    "FORMATS",
+    "Comparison",
+    "compare_runs",
+    "parse_formats",
+    "write_comparison",
+    "write_report",
+]
 
 
 def write_report(
     summary: RunSummary,
     selection: Selection | None,
-    out_dir: str | Path = "reports",
+    out_dir: str | Path = OUT_DIR,
     formats: str | Iterable[str] = ("md", "html"),
 ) -> list[Path]:
     """Write ``<out_dir>/<run id>/report.md``, ``report.html``, ``metrics.json`` and/or ``models.csv``
@@ -71,17 +64,3 @@ def write_report(
 
         written.extend(write_csv(summary, target))
     return written
-
-
-def compare_runs(summary_a: RunSummary, summary_b: RunSummary) -> Comparison:
-    from benchsel.report.compare import compare_runs as compare
-
-    return compare(summary_a, summary_b)
-
-
-def write_comparison(
-    comparison: Comparison, out_dir: str | Path = "reports", formats: str | Iterable[str] = ("md",)
-) -> list[Path]:
-    from benchsel.report.compare import write_comparison as write
-
-    return write(comparison, out_dir, formats)

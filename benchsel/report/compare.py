@@ -3,54 +3,42 @@ losses, and the regression check `benchsel compare --fail-if-regress` applies.""
 
 from __future__ import annotations
 
-from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from benchsel.errors import BenchselError, UsageError
 from benchsel.scoring.match import Counts
 from benchsel.scoring.metrics import (
-    DEFAULT_CONFIDENCE,
-    DEFAULT_RESAMPLES,
     Estimate,
-    PairedDifference,
     f1,
-    f1_of,
     paired_bootstrap,
-    recall_of,
+    paired_ratio_bootstrap,
 )
-from benchsel.scoring.scorecard import ReplyScore
+from benchsel.scoring.registry import Metric, get_metric
+from benchsel.scoring.speed import MIN_DURATION_NS
 from benchsel.store import RunRecord
 from benchsel.summary import ModelSummary, RunSummary
 
 if TYPE_CHECKING:
     import numpy as np
 
-MIN_DURATION_NS = 1_000_000
 
-
-@dataclass(frozen=True)
-class Metric:
-    name: str
-    title: str
-    kind: str
-    """'rate' (shown as %), 'score' (0-1) or 'tps' (tokens per second)."""
-
-
-METRICS: tuple[Metric, ...] = (
-    Metric("valid_json", "Valid JSON", "rate"),
-    Metric("schema_valid", "Schema valid", "rate"),
-    Metric("as_is_entity_f1", "Entity F1 (as-is)", "score"),
-    Metric("as_is_entity_recall", "Entity recall (as-is)", "score"),
-    Metric("content_entity_f1", "Content entity F1", "score"),
-    Metric("content_entity_recall", "Content entity recall", "score"),
-    Metric("as_is_relationship_f1", "Relationship F1 (as-is)", "score"),
-    Metric("content_relationship_f1", "Content relationship F1", "score"),
-    Metric("decode_tokens_per_s", "Decode tok/s", "tps"),
+COMPARED = (
+    "valid_json",
+    "schema_valid",
+    "as_is_entity_f1",
+    "as_is_entity_recall",
+    "content_entity_f1",
+    "content_entity_recall",
+    "as_is_relationship_f1",
+    "content_relationship_f1",
+    "decode_tokens_per_s",
 )
-METRIC_NAMES = tuple(m.name for m in METRICS)
+METRICS: tuple[Metric, ...] = tuple(get_metric(name) for name in COMPARED)
+METRIC_NAMES = COMPARED
+CHANGE_METRIC = get_metric("content_entity_f1")
+"""The per-case figure the wins/losses and the biggest changes are told in."""
 
 
 class RegressionError(BenchselError):
@@ -138,9 +126,8 @@ class Comparison:
 
 
 def check_metric(metric: str) -> Metric:
-    for m in METRICS:
-        if m.name == metric:
-            return m
+    if metric in COMPARED:
+        return get_metric(metric)
     raise UsageError(f"unknown metric '{metric}' - valid metrics: {', '.join(METRIC_NAMES)}")
 
 
@@ -162,40 +149,6 @@ def parse_regress(spec: str) -> tuple[str, float]:
 # ---- per-case tables ----------------------------------------------------------------------------
 
 
-def _by_case(model: ModelSummary) -> dict[str, list[ReplyScore]]:
-    out: dict[str, list[ReplyScore]] = defaultdict(list)
-    for reply in model.score.per_reply:
-        out[reply.case_id].append(reply)
-    return out
-
-
-def _rate(attr: str) -> Callable[[list[ReplyScore]], Counts]:
-    def counts(replies: list[ReplyScore]) -> Counts:
-        hits = sum(1 for r in replies if getattr(r, attr))
-        return Counts(hits, 0, len(replies) - hits)
-
-    return counts
-
-
-def _view(view: str, kind: str) -> Callable[[list[ReplyScore]], Counts]:
-    def counts(replies: list[ReplyScore]) -> Counts:
-        return sum((getattr(getattr(r, view), kind).counts for r in replies), Counts())
-
-    return counts
-
-
-_COUNTS = {
-    "valid_json": (_rate("strict_json"), recall_of),
-    "schema_valid": (_rate("schema_valid"), recall_of),
-    "as_is_entity_f1": (_view("as_is", "entities"), f1_of),
-    "as_is_entity_recall": (_view("as_is", "entities"), recall_of),
-    "content_entity_f1": (_view("content", "entities"), f1_of),
-    "content_entity_recall": (_view("content", "entities"), recall_of),
-    "as_is_relationship_f1": (_view("as_is", "relationships"), f1_of),
-    "content_relationship_f1": (_view("content", "relationships"), f1_of),
-}
-
-
 def _timings(model: ModelSummary) -> dict[str, tuple[int, int]]:
     """Per case: (decode tokens, decode nanoseconds) summed over repeats, from honest timings only."""
     out: dict[str, tuple[int, int]] = {}
@@ -211,32 +164,6 @@ def _timings(model: ModelSummary) -> dict[str, tuple[int, int]]:
         tokens, ns = out.get(result.case_id, (0, 0))
         out[result.case_id] = (tokens + reply.eval_count, ns + reply.eval_duration_ns)
     return out
-
-
-def paired_ratio_bootstrap(
-    a: Sequence[tuple[int, int]],
-    b: Sequence[tuple[int, int]],
-    *,
-    resamples: int = DEFAULT_RESAMPLES,
-    seed: int = 0,
-    confidence: float = DEFAULT_CONFIDENCE,
-) -> PairedDifference:
-    """B minus A of an aggregate rate (sum of tokens / sum of seconds), resampling cases for both."""
-    import numpy as np
-
-    ta, tb = np.array(a, dtype=np.float64).reshape(-1, 2), np.array(b, dtype=np.float64).reshape(-1, 2)
-
-    def rate(sums: np.ndarray) -> np.ndarray:
-        return np.asarray(sums[..., 0] / np.maximum(sums[..., 1], 1.0) * 1e9)
-
-    point = float(rate(tb.sum(axis=0)) - rate(ta.sum(axis=0)))
-    if len(ta) < 2:
-        return PairedDifference(Estimate(point, point, point), 0.0 if point > 0 else 1.0, len(ta))
-    draws = np.random.default_rng(seed).integers(0, len(ta), size=(resamples, len(ta)))
-    diffs = rate(tb[draws].sum(axis=1)) - rate(ta[draws].sum(axis=1))
-    tail = (1 - confidence) / 2 * 100
-    low, high = np.percentile(diffs, [tail, 100 - tail])
-    return PairedDifference(Estimate(point, float(low), float(high)), float((diffs <= 0).mean()), len(ta))
 
 
 # ---- comparing ----------------------------------------------------------------------------------
@@ -255,19 +182,20 @@ def _speed_diff(metric: Metric, a: ModelSummary, b: ModelSummary, seed: int) -> 
 def compare_models(
     a: ModelSummary, b: ModelSummary, case_order: Sequence[str], *, seed: int = 0
 ) -> ModelComparison:
-    cases_a, cases_b = _by_case(a), _by_case(b)
-    shared = [c for c in case_order if c in cases_a and c in cases_b]
+    replies_a, replies_b = a.score.per_reply, b.score.per_reply
+    in_a, in_b = {r.case_id for r in replies_a}, {r.case_id for r in replies_b}
+    shared = [c for c in case_order if c in in_a and c in in_b]
     diffs = []
     for i, metric in enumerate(METRICS):
-        if metric.kind == "tps":
+        if metric.statistic is None:
             diffs.append(_speed_diff(metric, a, b, seed + i))
             continue
-        to_counts, statistic = _COUNTS[metric.name]
-        per_a = [to_counts(cases_a[c]) for c in shared]
-        per_b = [to_counts(cases_b[c]) for c in shared]
         if not shared:
             diffs.append(MetricDiff(metric, None, None, None, None))
             continue
+        cases_a, cases_b = metric.per_case(replies_a), metric.per_case(replies_b)
+        per_a, per_b = [cases_a[c] for c in shared], [cases_b[c] for c in shared]
+        statistic = metric.statistic
         paired = paired_bootstrap(per_a, per_b, statistic, seed=seed + i)
         value_a = float(statistic(_sum(per_a)))
         diffs.append(
@@ -275,11 +203,9 @@ def compare_models(
                 metric, value_a, value_a + paired.difference.value, paired.difference, paired.p_not_better
             )
         )
-    entity = _view("content", "entities")
-    changes = tuple(
-        CaseChange(c, cases_a[c][0].difficulty, f1(entity(cases_a[c])), f1(entity(cases_b[c])))
-        for c in shared
-    )
+    entity_a, entity_b = CHANGE_METRIC.per_case(replies_a), CHANGE_METRIC.per_case(replies_b)
+    difficulty = {r.case_id: r.difficulty for r in replies_a}
+    changes = tuple(CaseChange(c, difficulty[c], f1(entity_a[c]), f1(entity_b[c])) for c in shared)
     return ModelComparison(a.name, b.name, len(shared), tuple(diffs), changes)
 
 
@@ -335,23 +261,3 @@ def compare_runs(
         only_b=tuple(m.name for m in summary_b.models if m.name not in paired_b),
         labels=labels,
     )
-
-
-def write_comparison(
-    comparison: Comparison, out_dir: str | Path = "reports", formats: str | Iterable[str] = ("md",)
-) -> list[Path]:
-    """Write ``<out_dir>/compare-<A>-<B>/compare.md`` and/or ``compare.html``."""
-    from benchsel.report import COMPARE_FORMATS, parse_formats
-    from benchsel.report.compare_render import comparison_html, comparison_markdown
-
-    wanted = parse_formats(formats, COMPARE_FORMATS)
-    target = Path(out_dir) / f"compare-{comparison.run_a.id}-{comparison.run_b.id}"
-    target.mkdir(parents=True, exist_ok=True)
-    written = []
-    if "md" in wanted:
-        written.append(target / "compare.md")
-        written[-1].write_text(comparison_markdown(comparison), encoding="utf-8")
-    if "html" in wanted:
-        written.append(target / "compare.html")
-        written[-1].write_text(comparison_html(comparison), encoding="utf-8")
-    return written

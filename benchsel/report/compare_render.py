@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 
 from benchsel import __version__
-from benchsel.report.compare import Comparison, Metric, MetricDiff, ModelComparison
+from benchsel.defaults import OUT_DIR
+from benchsel.report.compare import Comparison, MetricDiff, ModelComparison
+from benchsel.report.formats import COMPARE_FORMATS, parse_formats
 from benchsel.report.markdown import md_table, md_text
 from benchsel.report.view import NA
+from benchsel.scoring.registry import Metric
 
 TOP_CHANGES = 10
 DIFF_HEADERS = ("Metric", "Run A", "Run B", "Difference (B - A) [95% CI]", "P(B not better)")
@@ -17,16 +22,6 @@ def diff_headers(c: Comparison) -> tuple[str, ...]:
     """DIFF_HEADERS with the comparison's names for A and B (e.g. base / fine-tune)."""
     a, b = (label[:1].upper() + label[1:] for label in c.labels)
     return ("Metric", a, b, "Difference (B - A) [95% CI]", "P(B not better)")
-
-
-def fmt_value(metric: Metric, value: float | None) -> str:
-    if value is None:
-        return NA
-    if metric.kind == "rate":
-        return f"{value * 100:.1f}%"
-    if metric.kind == "tps":
-        return f"{value:.1f}"
-    return f"{value:.3f}"
 
 
 def fmt_diff(metric: Metric, d: MetricDiff) -> str:
@@ -43,8 +38,8 @@ def diff_rows(pair: ModelComparison) -> list[tuple[str, ...]]:
     return [
         (
             d.metric.title,
-            fmt_value(d.metric, d.a),
-            fmt_value(d.metric, d.b),
+            d.metric.format(d.a, NA),
+            d.metric.format(d.b, NA),
             fmt_diff(d.metric, d),
             NA if d.p_not_better is None else f"{d.p_not_better:.3f}",
         )
@@ -123,3 +118,20 @@ def comparison_html(c: Comparison) -> str:
             version=__version__,
         )
     )
+
+
+def write_comparison(
+    comparison: Comparison, out_dir: str | Path = OUT_DIR, formats: str | Iterable[str] = ("md",)
+) -> list[Path]:
+    """Write ``<out_dir>/compare-<A>-<B>/compare.md`` and/or ``compare.html``."""
+    wanted = parse_formats(formats, COMPARE_FORMATS)
+    target = Path(out_dir) / f"compare-{comparison.run_a.id}-{comparison.run_b.id}"
+    target.mkdir(parents=True, exist_ok=True)
+    written = []
+    if "md" in wanted:
+        written.append(target / "compare.md")
+        written[-1].write_text(comparison_markdown(comparison), encoding="utf-8")
+    if "html" in wanted:
+        written.append(target / "compare.html")
+        written[-1].write_text(comparison_html(comparison), encoding="utf-8")
+    return written

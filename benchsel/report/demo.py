@@ -13,9 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from benchsel import __version__
-from benchsel.backends.base import Memory, ModelSnapshot, Reply
 from benchsel.evalset import Case, EvalSet, load_evalset, resolve_evalset
+from benchsel.records import Memory, ModelSnapshot, Reply
 from benchsel.store import RunRecord, Store, StoredResult
+from benchsel.synthetic import generate_cases
 
 GIB = 1024**3
 
@@ -61,8 +62,6 @@ def demo_profiles(n: int) -> tuple[DemoProfile, ...]:
 
 def write_demo_evalset(dest: Path, cases: int, *, seed: int = 0, base: str = "extraction-v1") -> EvalSet:
     """A copy of a bundled eval set's prompt and schema with ``cases`` synthetic cases."""
-    from benchsel.train.synth import generate_cases
-
     source = resolve_evalset(base)
     dest.mkdir(parents=True, exist_ok=True)
     for name in ("evalset.toml", "prompt.md", "schema.json"):

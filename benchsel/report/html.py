@@ -23,7 +23,7 @@ from benchsel.report.view import (
     content_table,
     difficulty_table,
     metadata_rows,
-    results_table,
+    report_results_table,
     thinking_notes,
 )
 from benchsel.summary import RunSummary
@@ -107,7 +107,7 @@ def render_html(summary: RunSummary, selection: SelectionView | None) -> str:
     from markupsafe import Markup
 
     tables = {
-        "results-table": results_table(summary.models),
+        "results-table": report_results_table(summary.models),
         "content-table": content_table(summary.models),
         "difficulty-table": difficulty_table(summary.models),
     }

@@ -11,7 +11,7 @@ from benchsel.report.view import (
     content_table,
     difficulty_table,
     metadata_rows,
-    results_table,
+    report_results_table,
     thinking_notes,
 )
 from benchsel.summary import RunSummary
@@ -73,7 +73,7 @@ def _verdict_md(view: SelectionView | None) -> list[str]:
 def render_markdown(summary: RunSummary, selection: SelectionView | None) -> str:
     run = summary.run
     models = summary.models
-    results = results_table(models)
+    results = report_results_table(models)
     lines = [
         f"# benchsel report: run {md_text(run.id)}",
         "",

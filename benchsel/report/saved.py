@@ -80,3 +80,17 @@ def report_selection(
     weights = parse_weight_overrides(weight_pairs, weights)
     ranked = Constraints.of(**{**base, **(constraints or {})})
     return select(summary, ranked, weights), notes
+
+
+def selection_after_run(summary: RunSummary, out_dir: str | Path) -> tuple[Selection | None, str | None]:
+    """The selection a finished run's report shows: as its saved selection.json ranks (a resumed run),
+    else without a VRAM budget (`benchsel select` / `report` add one). A broken selection.json is a note
+    to show, not an error: the run itself has finished."""
+    from benchsel.selection import select
+
+    if not summary.models:
+        return None, None
+    try:
+        return report_selection(summary, out_dir)[0], None
+    except UsageError as exc:
+        return select(summary), str(exc)

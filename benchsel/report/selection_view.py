@@ -4,7 +4,7 @@ VRAM figures. Built from ``benchsel.selection.Selection``; without one, only wha
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from benchsel.hardware import format_bytes
 from benchsel.report.view import NA, best, fmt_score, fmt_tps
@@ -222,7 +222,7 @@ def from_selection(selection: Selection) -> SelectionView:
         _ranking(selection, selection.deploy_now),
     )
     if selection.measured is not None:
-        rankings += (_measured_ranking(selection.measured),)
+        rankings += (_measured_ranking(cast("MeasuredRanking", selection.measured)),)
     return SelectionView(
         cards=(
             _winner_card(
@@ -248,7 +248,7 @@ def from_selection(selection: Selection) -> SelectionView:
         margin_bytes=c.margin_bytes,
         constraints=constraints_text(selection),
         notes=tuple(notes),
-        measured=_measured_points(selection.measured),
+        measured=_measured_points(cast("MeasuredRanking | None", selection.measured)),
     )
 
 

@@ -11,6 +11,7 @@ from typing import Any
 from benchsel.evalset import DIFFICULTIES, Case
 from benchsel.prefix_cache import describe_setting
 from benchsel.scoring.metrics import Estimate
+from benchsel.scoring.registry import get_metric
 from benchsel.summary import ModelSummary, RunSummary
 
 NA = "n/a"
@@ -90,18 +91,36 @@ def _short_count(count: int) -> str:
 
 # ---- the tables -----------------------------------------------------------------------------------
 
+# (column key, registered metric, header, help): the report's table of the motivating case
+RESULT_METRICS = (
+    ("valid_json", "valid_json", "Valid JSON", "share of replies that are one JSON object as they stand"),
+    (
+        "entity_f1",
+        "as_is_entity_f1",
+        "Entity F1",
+        "as-is: a reply that is not valid JSON counts as an empty answer",
+    ),
+    ("entity_recall", "as_is_entity_recall", "Entity Recall", "as-is"),
+    ("relationship_f1", "as_is_relationship_f1", "Relationship F1", "as-is"),
+    ("speed", "decode_tokens_per_s", "Speed", "decode tokens per second (server timings)"),
+    ("schema_valid", "schema_valid", "Schema valid", "valid JSON that also validates against schema.json"),
+    ("content_entity_f1", "content_entity_f1", "Content entity F1", "on the JSON recovered from every reply"),
+)
 RESULT_COLUMNS = (
     Column("model", "Model"),
     Column("params", "Params"),
-    Column("valid_json", "Valid JSON", "share of replies that are one JSON object as they stand"),
-    Column("entity_f1", "Entity F1", "as-is: a reply that is not valid JSON counts as an empty answer"),
-    Column("entity_recall", "Entity Recall", "as-is"),
-    Column("relationship_f1", "Relationship F1", "as-is"),
-    Column("speed", "Speed", "decode tokens per second (server timings)"),
-    Column("schema_valid", "Schema valid", "valid JSON that also validates against schema.json"),
-    Column("content_entity_f1", "Content entity F1", "on the JSON recovered from every reply"),
+    *(Column(key, title, help) for key, _, title, help in RESULT_METRICS),
     Column("format_debt", "Format debt", "content minus as-is entity F1: what a LoRA fixes cheaply"),
 )
+
+
+def metric_cell(name: str, model: ModelSummary) -> Cell:
+    """A registered metric's cell: the estimate with its interval where the scorecard has one."""
+    metric = get_metric(name)
+    if metric.estimate is not None:
+        return estimate_cell(metric.estimate(model.score), as_rate=metric.kind == "rate")
+    value = metric.read(model)
+    return Cell(fmt_tps(value) if metric.kind == "tps" else NA if value is None else fmt_score(value), value)
 
 
 def failed_row(m: ModelSummary, columns: int) -> tuple[Cell, ...]:
@@ -110,25 +129,18 @@ def failed_row(m: ModelSummary, columns: int) -> tuple[Cell, ...]:
     return (Cell(m.display_name, m.name), Cell(why, None), *(Cell(NA) for _ in range(columns - 2)))
 
 
-def results_table(models: Sequence[ModelSummary]) -> Table:
+def report_results_table(models: Sequence[ModelSummary]) -> Table:
     rows = []
     for m in models:
         if m.failed:
             rows.append(failed_row(m, len(RESULT_COLUMNS)))
             continue
-        s = m.score
         rows.append(
             (
                 Cell(m.display_name, m.name),
                 params_cell(m),
-                estimate_cell(s.valid_json, as_rate=True),
-                estimate_cell(s.as_is.entities.f1),
-                estimate_cell(s.as_is.entities.recall),
-                estimate_cell(s.as_is.relationships.f1),
-                Cell(fmt_tps(m.speed.decode_tokens_per_s), m.speed.decode_tokens_per_s),
-                estimate_cell(s.schema_valid, as_rate=True),
-                estimate_cell(s.content.entities.f1),
-                Cell(fmt_signed(s.format_debt), s.format_debt),
+                *(metric_cell(name, m) for _, name, _, _ in RESULT_METRICS),
+                Cell(fmt_signed(m.score.format_debt), m.score.format_debt),
             )
         )
     return Table(RESULT_COLUMNS, tuple(rows))

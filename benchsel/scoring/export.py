@@ -7,9 +7,10 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from benchsel.gcpause import gc_paused
 from benchsel.scoring.match import MatchResult
 from benchsel.scoring.metrics import Estimate
-from benchsel.scoring.scorecard import ModelScore, ReplyScore, ViewScore, gc_paused
+from benchsel.scoring.scorecard import ModelScore, ReplyScore, ViewScore
 
 
 def _estimate(e: Estimate) -> dict[str, float]:

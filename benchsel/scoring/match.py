@@ -2,36 +2,11 @@
 
 from __future__ import annotations
 
-import re
-import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import Any
 
-_SPACE = re.compile(r"\s+")
-_ARTICLE = re.compile(r"^(?:the|a|an)\s+", re.IGNORECASE)
-_EDGE_PUNCT = "\"'`“”‘’«».,;:!?()[]{}<>*_"
-_NON_WORD = re.compile(r"[\W_]+")
-_CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
-
-
-@lru_cache(maxsize=65536)
-def normalize_name(name: str) -> str:
-    """Casefold, collapse whitespace, strip surrounding quotes/punctuation and a leading article."""
-    text = unicodedata.normalize("NFKC", name)
-    text = _SPACE.sub(" ", text).strip().strip(_EDGE_PUNCT).strip()
-    text = _ARTICLE.sub("", text).strip(_EDGE_PUNCT).strip()
-    return text.casefold()
-
-
-@lru_cache(maxsize=16384)
-def normalize_relation(label: str) -> str:
-    """``deployed on``, ``deployedOn``, ``deployed-on`` -> ``DEPLOYED_ON``."""
-    text = unicodedata.normalize("NFKC", label).strip()
-    text = _CAMEL.sub("_", text)
-    return _NON_WORD.sub("_", text).strip("_").upper()
-
+from benchsel.normalize import normalize_name, normalize_relation
 
 EntityKey = tuple[str, str | None]
 RelationKey = tuple[str, str, str]
@@ -120,6 +95,34 @@ class Counts:
 
     def __add__(self, other: Counts) -> Counts:
         return Counts(self.tp + other.tp, self.fp + other.fp, self.fn + other.fn)
+
+
+class CountsByKey:
+    """Counts summed per key (a case id, a relation label), in first-seen order: the one per-case
+    aggregation. Rows are plain integers, as adding ``Counts`` would build an object per reply."""
+
+    __slots__ = ("_rows",)
+
+    def __init__(self) -> None:
+        self._rows: dict[str, list[int]] = {}
+
+    def add(self, key: str, c: Counts) -> None:
+        row = self._rows.get(key)
+        if row is None:
+            self._rows[key] = [c.tp, c.fp, c.fn]
+        else:
+            row[0] += c.tp
+            row[1] += c.fp
+            row[2] += c.fn
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def counts(self) -> list[Counts]:
+        return [Counts(*row) for row in self._rows.values()]
+
+    def by_key(self) -> dict[str, Counts]:
+        return {key: Counts(*row) for key, row in self._rows.items()}
 
 
 @dataclass(frozen=True)

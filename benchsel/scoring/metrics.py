@@ -198,7 +198,27 @@ def paired_bootstrap(
     same case."""
     if len(per_case_a) != len(per_case_b):
         raise ValueError("paired bootstrap needs the same cases on both sides")
-    a, b = _table(per_case_a), _table(per_case_b)
+    return paired_bootstrap_table(
+        _table(per_case_a),
+        _table(per_case_b),
+        statistic,
+        resamples=resamples,
+        seed=seed,
+        confidence=confidence,
+    )
+
+
+def paired_bootstrap_table(
+    a: np.ndarray,
+    b: np.ndarray,
+    statistic: Statistic,
+    *,
+    resamples: int = DEFAULT_RESAMPLES,
+    seed: int = 0,
+    confidence: float = DEFAULT_CONFIDENCE,
+) -> PairedDifference:
+    """The paired bootstrap itself: row i of ``a`` and of ``b`` are the same case (any columns, summed
+    over the drawn cases, then ``statistic``); B minus A with its interval."""
     point = float(statistic(b.sum(axis=0)) - statistic(a.sum(axis=0)))
     if len(a) < 2:
         return PairedDifference(Estimate(point, point, point), 0.0 if point > 0 else 1.0, len(a))
@@ -206,6 +226,33 @@ def paired_bootstrap(
     diffs = statistic(sums_b) - statistic(sums_a)
     return PairedDifference(
         Estimate(point, *_percentiles(diffs, confidence)), float((diffs <= 0).mean()), len(a)
+    )
+
+
+def tokens_per_s_of(sums: np.ndarray) -> np.ndarray:
+    """Summed (tokens, nanoseconds) columns -> tokens per second."""
+    import numpy as np
+
+    return np.asarray(sums[..., 0] / np.maximum(sums[..., 1], 1.0) * 1e9)
+
+
+def paired_ratio_bootstrap(
+    a: Sequence[tuple[int, int]],
+    b: Sequence[tuple[int, int]],
+    *,
+    resamples: int = DEFAULT_RESAMPLES,
+    seed: int = 0,
+    confidence: float = DEFAULT_CONFIDENCE,
+) -> PairedDifference:
+    """B minus A of an aggregate rate (sum of tokens / sum of nanoseconds, per second), resampling cases
+    for both."""
+    import numpy as np
+
+    if len(a) != len(b):
+        raise ValueError("paired bootstrap needs the same cases on both sides")
+    ta, tb = np.array(a, dtype=np.float64).reshape(-1, 2), np.array(b, dtype=np.float64).reshape(-1, 2)
+    return paired_bootstrap_table(
+        ta, tb, tokens_per_s_of, resamples=resamples, seed=seed, confidence=confidence
     )
 
 

@@ -11,8 +11,9 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
+from benchsel import jsonio
 from benchsel.errors import UsageError
 from benchsel.scoring.parse import loads_strict
 from benchsel.scoring.scorecard import ReplyInput
@@ -20,46 +21,20 @@ from benchsel.scoring.scorecard import ReplyInput
 MAX_LINE_BYTES = 32 * 1024 * 1024
 """The longest line read (32 MiB): far beyond any model's reply, short of exhausting memory."""
 SHAPE = '{"id": ..., "output": ...} (optionally "repeat": N)'
-BOM = b"\xef\xbb\xbf"
 
 
 def iter_predictions(path: str | Path, known_ids: set[str] | None = None) -> Iterator[ReplyInput]:
     """Yield each prediction as it is read; raise UsageError naming ``file:line`` on the first bad
     line (an unknown id, a duplicate id without ``repeat``, a line too long, not JSON)."""
-    path = Path(path)
-    try:
-        handle = path.open("rb")
-    except FileNotFoundError:
-        raise UsageError(f"{path}: no such file - give the JSONL file of predictions") from None
-    except OSError as exc:
-        raise UsageError(f"{path}: cannot be read: {exc.strerror}") from None
-    with handle:
-        yield from _read(handle, path, known_ids)
-
-
-def _read(handle: BinaryIO, path: Path, known_ids: set[str] | None) -> Iterator[ReplyInput]:
     seen: dict[tuple[str, int], int] = {}
-    any_line = False
-    lineno = 0
-    while True:
-        try:
-            raw = handle.readline(MAX_LINE_BYTES + 1)
-        except OSError as exc:
-            raise UsageError(f"{path}: cannot be read: {exc.strerror}") from None
-        if not raw:
-            break
-        lineno += 1
+    lines = jsonio.file_lines(
+        path,
+        missing="give the JSONL file of predictions",
+        max_line_bytes=MAX_LINE_BYTES,
+        line_is=f"one prediction, {SHAPE}",
+    )
+    for lineno, line in lines:
         where = f"{path}:{lineno}"
-        if len(raw) > MAX_LINE_BYTES:
-            raise UsageError(
-                f"{where}: line longer than {MAX_LINE_BYTES // (1024 * 1024)} MiB - each line must be one "
-                f"prediction, {SHAPE}; is this a JSONL file?"
-            )
-        if lineno == 1:
-            raw = raw.removeprefix(BOM)
-        line = raw.decode("utf-8", errors="replace")
-        if not line.strip():
-            continue
         reply = _reply(line, where, known_ids)
         key = (reply.case_id, reply.repeat)
         if key in seen:
@@ -69,9 +44,8 @@ def _read(handle: BinaryIO, path: Path, known_ids: set[str] | None) -> Iterator[
                 'each answer to the same case with "repeat": 0, 1, ...'
             )
         seen[key] = lineno
-        any_line = True
         yield reply
-    if not any_line:
+    if not seen:
         raise UsageError(f"{path}: holds no predictions")
 
 

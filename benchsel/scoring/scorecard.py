@@ -3,17 +3,17 @@ in the as-is view (what you would deploy today) and the content view (what the m
 
 from __future__ import annotations
 
-import gc
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from benchsel.evalset import DIFFICULTIES, Case, EvalSet
+from benchsel.gcpause import gc_paused
 from benchsel.scoring.fastschema import Check, compile_schema
 from benchsel.scoring.match import (
     Counts,
+    CountsByKey,
     Extracted,
     MatchResult,
     extract,
@@ -146,7 +146,7 @@ class ModelScore:
 # ---- one reply --------------------------------------------------------------------------------
 
 
-class _SchemaCheck:
+class SchemaCheck:
     """A fast check generated for the common answer-schema keywords, and jsonschema (imported only
     when needed: a schema the fast check cannot read, or an answer to explain) for the rest."""
 
@@ -170,31 +170,24 @@ class _SchemaCheck:
 
 
 @lru_cache(maxsize=16)
-def _check(schema_json: str) -> _SchemaCheck:
-    return _SchemaCheck(schema_json)
+def _check(schema_json: str) -> SchemaCheck:
+    return SchemaCheck(schema_json)
 
 
-# id(schema) -> (the schema itself, kept alive so its id stays unique; its check)
-_BY_ID: dict[int, tuple[Mapping[str, Any], _SchemaCheck]] = {}
-
-
-def _checks(schema: Mapping[str, Any]) -> _SchemaCheck:
-    cached = _BY_ID.get(id(schema))
-    if cached is not None and cached[0] is schema:
-        return cached[1]
+def schema_check(schema: Mapping[str, Any] | SchemaCheck) -> SchemaCheck:
+    """The check of ``schema``, made once per distinct schema (keyed by its JSON text); score() makes
+    it once per call, so the text is not built per reply."""
+    if isinstance(schema, SchemaCheck):
+        return schema
     import json
 
-    check = _check(json.dumps(schema, sort_keys=True))
-    if len(_BY_ID) >= 16:
-        _BY_ID.clear()
-    _BY_ID[id(schema)] = (schema, check)
-    return check
+    return _check(json.dumps(schema, sort_keys=True))
 
 
-def schema_error(obj: Any, schema: Mapping[str, Any]) -> str | None:
-    """The first reason ``obj`` breaks ``schema``, or None when it validates. The schema is taken as
-    fixed once seen: a fast check for the common answer-schema keywords decides, jsonschema explains."""
-    check = _checks(schema)
+def schema_error(obj: Any, schema: Mapping[str, Any] | SchemaCheck) -> str | None:
+    """The first reason ``obj`` breaks ``schema``, or None when it validates: a fast check for the
+    common answer-schema keywords decides, jsonschema explains."""
+    check = schema_check(schema)
     if check.is_valid(obj):
         return None
     error = next(iter(check.validator.iter_errors(obj)), None)
@@ -211,23 +204,6 @@ def gold_of(case: Case) -> Extracted:
 _EMPTY = Extracted()
 
 
-# (id(gold), symmetric, strict) -> (gold, kept alive so the id stays its own; the view of no answer)
-_NOTHING: dict[tuple[int, frozenset[str], bool], tuple[Extracted, ViewMatch]] = {}
-
-
-def _nothing_predicted(gold: Extracted, symmetric: frozenset[str], strict: bool) -> ViewMatch:
-    """The as-is view of a reply that is not valid JSON: everything missed. Cached per gold."""
-    key = (id(gold), symmetric, strict)
-    cached = _NOTHING.get(key)
-    if cached is not None and cached[0] is gold:
-        return cached[1]
-    view = _view(gold, _EMPTY, symmetric, strict)
-    if len(_NOTHING) >= 4096:
-        _NOTHING.clear()
-    _NOTHING[key] = (gold, view)
-    return view
-
-
 def _view(gold: Extracted, pred: Extracted, symmetric: frozenset[str], strict: bool) -> ViewMatch:
     return ViewMatch(
         match_entities(gold, pred, strict=strict),
@@ -239,16 +215,22 @@ def score_reply(
     case: Case,
     parsed: ParsedReply,
     *,
-    schema: Mapping[str, Any],
+    schema: Mapping[str, Any] | SchemaCheck,
     symmetric: frozenset[str] = frozenset(),
     strict: bool = False,
     repeat: int = 0,
     gold: Extracted | None = None,
+    no_answer: ViewMatch | None = None,
 ) -> ReplyScore:
+    """One reply against its case. ``gold`` (the case's gold, extracted) and ``no_answer`` (the as-is view
+    of a reply that is not JSON: everything missed) may be passed in when made once per case."""
     gold = gold if gold is not None else gold_of(case)
     content_pred = extract(parsed.recovered)
     content = _view(gold, content_pred, symmetric, strict)
-    as_is = content if parsed.strict is not None else _nothing_predicted(gold, symmetric, strict)
+    if parsed.strict is not None:
+        as_is = content
+    else:
+        as_is = no_answer if no_answer is not None else _view(gold, _EMPTY, symmetric, strict)
     error = schema_error(parsed.strict, schema) if parsed.strict is not None else "not valid JSON"
     return ReplyScore(
         case_id=case.id,
@@ -269,19 +251,6 @@ def score_reply(
 # ---- a whole system ---------------------------------------------------------------------------
 
 
-@contextmanager
-def gc_paused() -> Iterator[None]:
-    """No cyclic garbage collection inside: scoring builds many small acyclic objects that all stay
-    alive, and the collector's repeated passes over them took a quarter of a 10,000-reply score()."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
-
-
 def score(
     evalset: EvalSet,
     replies: Iterable[ReplyInput],
@@ -295,8 +264,10 @@ def score(
     ``replies`` may be a stream; with ``keep_replies=False`` no per-reply row is kept (``per_reply`` is
     empty) and memory is bounded by the number of cases, not of replies."""
     tally = Tally()
+    # made once per case (and the schema's check once per call) rather than per reply
     golds: dict[str, Extracted] = {}
-    schema, symmetric = evalset.schema, evalset.symmetric_relations
+    no_answers: dict[str, ViewMatch] = {}
+    check, symmetric = schema_check(evalset.schema), evalset.symmetric_relations
     with gc_paused():
         for reply in replies:
             if reply.error is not None:
@@ -306,26 +277,24 @@ def score(
             gold = golds.get(case.id)
             if gold is None:
                 gold = golds[case.id] = gold_of(case)
+            parsed = parse_reply(reply.output)
+            no_answer = None
+            if parsed.strict is None:
+                no_answer = no_answers.get(case.id)
+                if no_answer is None:
+                    no_answer = no_answers[case.id] = _view(gold, _EMPTY, symmetric, strict)
             scored = score_reply(
                 case,
-                parse_reply(reply.output),
-                schema=schema,
+                parsed,
+                schema=check,
                 symmetric=symmetric,
                 strict=strict,
                 repeat=reply.repeat,
                 gold=gold,
+                no_answer=no_answer,
             )
             tally.add(scored, keep=keep_replies)
         return tally.result(seed=seed, resamples=resamples)
-
-
-def summarize(
-    scored: Sequence[ReplyScore], *, errors: int = 0, seed: int = 0, resamples: int = DEFAULT_RESAMPLES
-) -> ModelScore:
-    tally = Tally(errors=errors)
-    for reply in scored:
-        tally.add(reply, keep=True)
-    return tally.result(seed=seed, resamples=resamples)
 
 
 def total(counts: Iterable[Counts]) -> Counts:
@@ -334,20 +303,6 @@ def total(counts: Iterable[Counts]) -> Counts:
     for c in counts:
         tp, fp, fn = tp + c.tp, fp + c.fp, fn + c.fn
     return Counts(tp, fp, fn)
-
-
-def _add(sums: dict[str, list[int]], key: str, c: Counts) -> None:
-    row = sums.get(key)
-    if row is None:
-        sums[key] = [c.tp, c.fp, c.fn]
-    else:
-        row[0] += c.tp
-        row[1] += c.fp
-        row[2] += c.fn
-
-
-def _counts(sums: dict[str, list[int]]) -> list[Counts]:
-    return [Counts(*row) for row in sums.values()]
 
 
 @dataclass
@@ -369,9 +324,9 @@ class Tally:
     strict: int = 0
     schema: int = 0
     recovered: int = 0
-    # per view ("as_is", "content") and kind ("entities", "relationships"): case id -> [tp, fp, fn]
-    per_case: dict[tuple[str, str], dict[str, list[int]]] = field(default_factory=dict)
-    by_label: dict[str, dict[str, list[int]]] = field(default_factory=dict)
+    # per view ("as_is", "content") and kind ("entities", "relationships"): counts per case id
+    per_case: dict[tuple[str, str], CountsByKey] = field(default_factory=dict)
+    by_label: dict[str, CountsByKey] = field(default_factory=dict)
     difficulty: dict[str, _DifficultyTally] = field(default_factory=dict)
     kept: list[ReplyScore] = field(default_factory=list)
 
@@ -382,15 +337,13 @@ class Tally:
         self.recovered += reply.recovered
         for view_name in ("as_is", "content"):
             view: ViewMatch = getattr(reply, view_name)
-            _add(self.per_case.setdefault((view_name, "entities"), {}), reply.case_id, view.entities.counts)
-            _add(
-                self.per_case.setdefault((view_name, "relationships"), {}),
-                reply.case_id,
-                view.relationships.counts,
-            )
-            labels = self.by_label.setdefault(view_name, {})
+            self._cases(view_name, "entities").add(reply.case_id, view.entities.counts)
+            self._cases(view_name, "relationships").add(reply.case_id, view.relationships.counts)
+            labels = self.by_label.get(view_name)
+            if labels is None:
+                labels = self.by_label[view_name] = CountsByKey()
             for label, counts in view.relationships.by_label.items():
-                _add(labels, label, counts)
+                labels.add(label, counts)
         d = self.difficulty.setdefault(reply.difficulty, _DifficultyTally())
         d.replies += 1
         d.strict += reply.strict_json
@@ -399,6 +352,12 @@ class Tally:
         d.content_relationships += reply.content.relationships.counts
         if keep:
             self.kept.append(reply)
+
+    def _cases(self, view: str, kind: str) -> CountsByKey:
+        cases = self.per_case.get((view, kind))
+        if cases is None:
+            cases = self.per_case[(view, kind)] = CountsByKey()
+        return cases
 
     def result(self, *, seed: int = 0, resamples: int = DEFAULT_RESAMPLES) -> ModelScore:
         n = self.replies
@@ -412,13 +371,13 @@ class Tally:
             content=self._view("content", seed, resamples),
             by_difficulty=self._by_difficulty(),
             per_reply=tuple(self.kept),
-            cases=len(self.per_case.get(("as_is", "entities"), {})),
+            cases=len(self._cases("as_is", "entities")),
         )
 
     def _view(self, view: str, seed: int, resamples: int) -> ViewScore:
-        entities = _counts(self.per_case.get((view, "entities"), {}))
-        relationships = _counts(self.per_case.get((view, "relationships"), {}))
-        labels = {label: Counts(*row) for label, row in self.by_label.get(view, {}).items()}
+        entities = self._cases(view, "entities").counts()
+        relationships = self._cases(view, "relationships").counts()
+        labels = self.by_label[view].by_key() if view in self.by_label else {}
         return ViewScore(
             entities=_prf(entities, seed, resamples),
             relationships=_prf(relationships, seed + 1, resamples),

@@ -7,8 +7,8 @@ import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from benchsel.backends.base import Reply
 from benchsel.contention import Contention
+from benchsel.records import Reply
 
 # A decode shorter than this is too short to time honestly (rates from it are rejected).
 MIN_DURATION_NS = 1_000_000

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import json
 import os
@@ -13,6 +12,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from benchsel.backends.demo import demo_model_path, is_demo_model
+from benchsel.defaults import cache_dir
+from benchsel.digest import sha256_file
 from benchsel.errors import MissingExtra, ModelNotFound, UsageError
 
 BaseKind = Literal["hf_dir", "gguf", "demo", "ollama", "hf_id"]
@@ -55,7 +56,7 @@ class ResolvedBase:
 
 
 def default_cache_dir() -> Path:
-    return Path(os.environ.get("BENCHSEL_CACHE", Path.home() / ".cache" / "benchsel")) / "bases"
+    return cache_dir() / "bases"
 
 
 def resolve_base(
@@ -132,7 +133,7 @@ def ollama_blob_path(tag: str, models_dir: Path | None = None) -> Path:
     blob = root / "blobs" / digest.replace(":", "-")
     if not blob.is_file():
         raise ModelNotFound(f"Ollama blob {blob} is missing - run `ollama pull {tag}` again")
-    return blob
+    return Path(blob)
 
 
 def _from_ollama(
@@ -190,11 +191,7 @@ def gguf_architecture(path: Path) -> str:
 def _file_key(path: Path) -> str:
     if path.name.startswith("sha256-"):
         return path.name.removeprefix("sha256-")
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+    return sha256_file(path)
 
 
 def _from_gguf(
@@ -203,7 +200,7 @@ def _from_gguf(
     architecture = gguf_architecture(path)
     target = cache / _file_key(path)[:32]
     if not (target / "config.json").is_file():
-        from benchsel.train.lora import quiet_training_libraries
+        from benchsel.train.libs import quiet_training_libraries
 
         stage(f"Dequantizing {path.name} into trainable weights (once; kept in {target})")
         with quiet_training_libraries():

@@ -8,8 +8,7 @@ import resource
 import shutil
 import time
 import tomllib
-import warnings
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -17,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from benchsel.errors import MissingExtra, UsageError
+from benchsel.train.libs import quiet_training_libraries
 
 if TYPE_CHECKING:
     from benchsel.train.base import ResolvedBase
@@ -73,6 +73,28 @@ class TrainSettings(BaseModel):
             problems = "; ".join(_describe(err) for err in exc.errors())
             allowed = ", ".join(sorted(cls.model_fields))
             raise UsageError(f"{path}: {problems} (allowed keys: {allowed})") from exc
+
+    @classmethod
+    def merged(
+        cls, config: Path | None, overrides: Mapping[str, Any], names: Mapping[str, str] | None = None
+    ) -> TrainSettings:
+        """The defaults, then a train.toml ``config``, then ``overrides`` (field -> value; None is not
+        given). A bad override is a UsageError naming it as ``names`` does (field -> e.g. its CLI flag)."""
+        base = cls.from_toml(config) if config else cls.model_validate({})
+        given = {key: value for key, value in overrides.items() if value is not None}
+        if not given:
+            return base
+        try:
+            return cls.model_validate({**base.model_dump(), **given})
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            field_name = str(err["loc"][0])
+            raise UsageError(f"{(names or {}).get(field_name, field_name)}: {err['msg']}") from None
+
+    @classmethod
+    def default(cls, field_name: str) -> Any:
+        """A setting's default value, for help texts."""
+        return cls.model_fields[field_name].default
 
 
 def _describe(err: Mapping[str, Any]) -> str:
@@ -372,34 +394,6 @@ def train_lora(
     stage = on_stage or (lambda text: None)
     with quiet_training_libraries():
         return _train(base, train, validation, settings, Path(out_dir), progress, stage)
-
-
-@contextlib.contextmanager
-def quiet_training_libraries() -> Iterator[None]:
-    """Keep the libraries' deprecation notices, advice ("use_cache=True is incompatible with gradient
-    checkpointing") and dataset progress bars off the user's terminal: none needs their action, and
-    benchsel says what each phase is doing itself."""
-    import datasets
-    import transformers
-
-    verbosity = transformers.logging.get_verbosity()
-    transformers.logging.set_verbosity_error()
-    bars_were_on = datasets.is_progress_bar_enabled()
-    datasets.disable_progress_bars()
-    transformers_bars_were_on = transformers.utils.logging.is_progress_bar_enabled()
-    transformers.utils.logging.disable_progress_bar()
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", FutureWarning)
-            warnings.simplefilter("ignore", DeprecationWarning)
-            warnings.filterwarnings("ignore", category=UserWarning, module=r"(torch|transformers|peft|trl)")
-            yield
-    finally:
-        transformers.logging.set_verbosity(verbosity)
-        if bars_were_on:
-            datasets.enable_progress_bars()
-        if transformers_bars_were_on:
-            transformers.utils.logging.enable_progress_bar()
 
 
 def _train(

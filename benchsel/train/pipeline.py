@@ -1,11 +1,11 @@
-"""The loop back, once through: data -> LoRA -> GGUF adapter + Modelfile -> Ollama -> the eval set again.
+"""Training once through: data -> LoRA -> GGUF adapter + Modelfile -> Ollama. It never benchmarks:
+benchsel.loop runs the eval set again on what :func:`train` returns.
 
-:func:`train` is what ``benchsel train`` calls; every step is also a function of its own module.
+Every step is also a function of its own module.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import importlib.util
 import os
 from collections.abc import Callable
@@ -14,25 +14,22 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from benchsel.defaults import EVALSET as DEFAULT_EVALSET
+from benchsel.defaults import OUT_DIR
 from benchsel.errors import BenchselError, MissingExtra, UsageError
 from benchsel.train.lora import TrainSettings
 
 if TYPE_CHECKING:
     from benchsel.evalset import EvalSet
-    from benchsel.report.compare import Comparison
     from benchsel.runner import EventCallback
     from benchsel.selection import SelectionRecord
-    from benchsel.summary import RunSummary
     from benchsel.train.base import ResolvedBase
     from benchsel.train.data import DataReport, Example, Format, PreparedData
     from benchsel.train.lora import ProgressFn, TrainResult
     from benchsel.train.register import BaseServing, RegisterMode
 
-DEFAULT_EVALSET = "extraction-v1"
 DEFAULT_SYNTHETIC_N = 600
 TRAINING_MODULES = ("torch", "transformers", "peft", "trl")
-RUN_OPTION_KEYS = ("temperature", "seed", "num_ctx", "num_predict", "format", "think")
-COMPARISON_LABELS = ("base", "fine-tune")
 
 StageFn = Callable[[str], None]
 
@@ -95,18 +92,6 @@ class Registration:
 
 
 @dataclass(frozen=True)
-class Evaluation:
-    """The base's run, the fine-tune's run, and their comparison (B = fine-tune minus A = base)."""
-
-    before: RunSummary
-    after: RunSummary
-    comparison: Comparison
-    written: tuple[Path, ...]
-    engine: str
-    notes: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
 class TrainOutcome:
     out_dir: Path
     base_name: str
@@ -118,7 +103,6 @@ class TrainOutcome:
     fine_tune_name: str = ""
     registration: Registration | None = None
     merged_dir: Path | None = None
-    evaluation: Evaluation | None = None
     evalset: EvalSet | None = field(default=None, repr=False)
     selection: FromSelection | None = None
 
@@ -139,7 +123,7 @@ def _module_available(name: str) -> bool:
     return importlib.util.find_spec(name) is not None
 
 
-def default_out_dir(root: Path = Path("reports")) -> Path:
+def default_out_dir(root: Path = OUT_DIR) -> Path:
     return root / f"train-{datetime.now():%Y%m%d-%H%M%S}"
 
 
@@ -163,7 +147,7 @@ def train(
     on_progress: ProgressFn | None = None,
     on_event: EventCallback | None = None,
 ) -> TrainOutcome:
-    """Train a LoRA on the plan's base, export it, register it, and evaluate it when asked."""
+    """Train a LoRA on the plan's base, export it and register it (benchsel.loop benchmarks it)."""
     from benchsel.evalset import load_evalset
     from benchsel.selection import evalset_for_training
     from benchsel.train.base import resolve_base
@@ -225,10 +209,7 @@ def train(
         evalset=evalset,
         selection=selection,
     )
-    if not plan.evaluate:
-        return outcome
-    evaluation = evaluate(plan, outcome, stage, on_event)
-    return dataclasses.replace(outcome, evaluation=evaluation)
+    return outcome
 
 
 def read_selection(path: Path | None) -> FromSelection | None:
@@ -337,12 +318,12 @@ def _ollama(host: str | None) -> Any:
 
 
 def _ollama_answers(host: str | None) -> bool:
-    from benchsel.backends.select import ollama_answers
+    from benchsel.backends.factory import ollama_answers
 
     return ollama_answers(host)
 
 
-def _ollama_serves(host: str | None, tag: str) -> bool:
+def ollama_serves(host: str | None, tag: str) -> bool:
     """Whether the Ollama at ``host`` answers and has ``tag``."""
     if not _ollama_answers(host):
         return False
@@ -467,93 +448,6 @@ def _register(
     finally:
         if backend is not None:
             backend.close()
-
-
-# ---- evaluation ---------------------------------------------------------------------------------
-
-
-def evaluate(
-    plan: TrainPlan,
-    outcome: TrainOutcome,
-    stage: StageFn | None = None,
-    on_event: EventCallback | None = None,
-) -> Evaluation:
-    """Run the eval set on the fine-tune (Ollama when it is registered there beside its base, else
-    llama-server with ``--lora``), and compare it with the base's run: the selection's run when it was
-    made with the same options, or a fresh one (replies stored before are reused)."""
-    from benchsel import api
-    from benchsel.evalset import load_evalset
-    from benchsel.report.compare import compare_runs, write_comparison
-
-    stage = stage or (lambda text: None)
-    evalset = outcome.evalset or load_evalset(plan.evalset or DEFAULT_EVALSET)
-    selection = outcome.selection
-    stored = _before_from_selection(plan, selection, evalset)
-    options, notes, same = _run_options(plan, stored)
-    for note in notes:
-        stage(note)
-    tag = serving_tag(outcome.base, selection)
-    label = adapter_label(plan, outcome.out_dir)
-    common = {"evalset": evalset, "db": plan.db, "on_event": on_event, **options}
-    if outcome.registered and tag is not None and _ollama_serves(plan.host, tag):
-        engine, before_model, after_model = "ollama", tag, outcome.registered
-        before_kwargs: dict[str, Any] = {"backend": "ollama", "host": plan.host}
-        after_kwargs: dict[str, Any] = dict(before_kwargs)
-    else:
-        engine = "llamacpp"
-        before_model = after_model = embedded_model(outcome.base, outcome.out_dir)
-        before_kwargs = {"backend": "llamacpp", "threads": plan.threads}
-        after_kwargs = {**before_kwargs, "lora": outcome.adapter_gguf, "lora_name": label}
-    before = stored if same else None
-    if before is None:
-        stage(f"Benchmarking the base {before_model} ({engine})")
-        before = api.run([before_model], **before_kwargs, **common)
-    stage(f"Benchmarking the fine-tune {outcome.fine_tune_name} ({engine})")
-    after = api.run([after_model], fresh=True, **after_kwargs, **common)
-    comparison = compare_runs(before, after, labels=COMPARISON_LABELS)
-    written = write_comparison(comparison, outcome.out_dir, ("md", "html"))
-    return Evaluation(before, after, comparison, tuple(written), engine, tuple(notes))
-
-
-def _before_from_selection(
-    plan: TrainPlan, selection: FromSelection | None, evalset: EvalSet
-) -> RunSummary | None:
-    """The selection's run, narrowed to the winner, when it was made on this eval set."""
-    from benchsel.store import Store
-    from benchsel.summary import summarize_run
-
-    if selection is None or selection.evalset_hash != evalset.content_hash:
-        return None
-    with Store(plan.db) as store:
-        summary = summarize_run(store, selection.run_id, evalset=evalset)
-    winner = summary.model(selection.winner)
-    return dataclasses.replace(summary, models=(winner,))
-
-
-def _run_options(plan: TrainPlan, before: RunSummary | None) -> tuple[dict[str, Any], list[str], bool]:
-    """The options of the two evaluation runs, what to say about where they came from, and whether the
-    stored base run was made with them. The base run's options are taken (so the runs are alike) unless
-    given on the command line, which wins."""
-    given = {"limit": plan.eval_limit, "num_predict": plan.eval_num_predict}
-    if before is None:
-        return given, [], False
-    stored_all = before.run.options if isinstance(before.run.options, dict) else {}
-    stored = {key: stored_all[key] for key in RUN_OPTION_KEYS if key in stored_all}
-    stored["limit"] = stored_all.get("limit")
-    options = dict(stored)
-    taken, differ = [], []
-    for key, value in given.items():
-        if value is None:
-            taken.append(f"{key} {stored.get(key, 'default')}")
-        elif value != stored.get(key):
-            options[key] = value
-            differ.append(f"{key} {value} (the selection's run: {stored.get(key, 'default')})")
-    notes = [f"From the selection's run {before.run.id}: " + ", ".join(taken)] if taken else []
-    if differ:
-        notes.append(
-            "The base is benchmarked again with " + ", ".join(differ) + "; stored replies are reused"
-        )
-    return options, notes, not differ
 
 
 def embedded_model(base: ResolvedBase, out_dir: Path) -> str:

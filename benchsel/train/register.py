@@ -6,7 +6,6 @@ The HTTP lives in :class:`benchsel.backends.ollama.OllamaBackend`; this module d
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 import shlex
@@ -14,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
+from benchsel.digest import sha256_file
 from benchsel.errors import UsageError
 
 RegisterMode = Literal["merged", "adapter"]
@@ -102,11 +102,7 @@ def base_serving(host: AdapterHost, base_tag: str) -> BaseServing:
 
 
 def sha256_digest(path: Path) -> str:
-    digest = hashlib.sha256()
-    with Path(path).open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return f"sha256:{digest.hexdigest()}"
+    return f"sha256:{sha256_file(path)}"
 
 
 def register_adapter(

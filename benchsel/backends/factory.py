@@ -73,3 +73,18 @@ def make_backend(
     from benchsel.backends.llamacpp import LlamaCppBackend
 
     return LlamaCppBackend(threads=threads, slots=slots, ctx=ctx, lora=lora, tried_ollama=not_ollama)
+
+
+def served_models(backend: Backend, kind: str) -> list[str]:
+    """The models a backend can serve: its own list (Ollama's), or the demo models for the embedded
+    engine; a backend that cannot list them is a usage error."""
+    lister = getattr(backend, "list_models", None)
+    if callable(lister):
+        return list(lister())
+    if kind == "llamacpp" or getattr(backend, "name", "") == "llamacpp":
+        from benchsel.backends.demo import DEMO_MODELS
+
+        return list(DEMO_MODELS)
+    raise UsageError(
+        f"the {kind} backend cannot list its models - pass model names to `benchsel run --models`"
+    )
