@@ -62,6 +62,17 @@ def test_train_without_a_base_is_a_usage_error() -> None:
     assert "--base TAG|DIR|FILE or --from-selection" in result.output
 
 
+@pytest.mark.parametrize(
+    ("flag", "setting"),
+    [("--lora-r", "--r"), ("--lora-alpha", "--alpha"), ("--per-device-train-batch-size", "--batch"),
+     ("--gradient-accumulation-steps", "--grad-accum"), ("--max-length", "--max-seq-len")],
+)  # fmt: skip
+def test_peft_and_trl_names_are_the_same_settings(flag: str, setting: str) -> None:
+    result = invoke("train", "--base", "smollm2:135m", flag, "0")
+    assert result.exit_code == 2
+    assert f"{setting}: Input should be greater than or equal to 1" in result.output
+
+
 def test_a_bad_setting_flag_names_the_flag() -> None:
     result = invoke("train", "--base", "smollm2:135m", "--r", "0")
     assert result.exit_code == 2

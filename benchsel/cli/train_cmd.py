@@ -60,16 +60,38 @@ def _console() -> Console:
 @click.option("--n", "synthetic_n", type=int, default=600, show_default=True, help="Synthetic examples.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the data and its split.")
 @click.option("--config", type=click.Path(dir_okay=False, path_type=Path), help="train.toml settings.")
-@click.option("--r", type=int, help=f"LoRA rank [{_default('r')}].")
-@click.option("--alpha", type=int, help=f"LoRA alpha [{_default('alpha')}].")
-@click.option("--epochs", type=float, help=f"Epochs [{_default('epochs'):g}].")
-@click.option("--lr", type=float, help=f"Learning rate [{_default('learning_rate'):g}].")
-@click.option("--max-steps", type=int, help="Stop after this many optimizer steps.")
-@click.option("--batch", type=int, help=f"Per-device batch size [{_default('per_device_batch_size')}].")
+# The names PEFT (LoraConfig r, lora_alpha) and TRL (SFTConfig per_device_train_batch_size, ...) users type
+# work beside the short ones.
+@click.option("--r", "--lora-r", "r", type=int, help=f"LoRA rank [{_default('r')}].")
+@click.option("--alpha", "--lora-alpha", "alpha", type=int, help=f"LoRA alpha [{_default('alpha')}].")
 @click.option(
-    "--grad-accum", type=int, help=f"Gradient accumulation steps [{_default('gradient_accumulation_steps')}]."
+    "--epochs", "--num-train-epochs", "epochs", type=float, help=f"Epochs [{_default('epochs'):g}]."
 )
-@click.option("--max-seq-len", type=int, help=f"Longest example in tokens [{_default('max_seq_len')}].")
+@click.option(
+    "--lr", "--learning-rate", "lr", type=float, help=f"Learning rate [{_default('learning_rate'):g}]."
+)
+@click.option("--max-steps", type=int, help="Stop after this many optimizer steps.")
+@click.option(
+    "--batch",
+    "--per-device-train-batch-size",
+    "batch",
+    type=int,
+    help=f"Per-device batch size [{_default('per_device_batch_size')}].",
+)
+@click.option(
+    "--grad-accum",
+    "--gradient-accumulation-steps",
+    "grad_accum",
+    type=int,
+    help=f"Gradient accumulation steps [{_default('gradient_accumulation_steps')}].",
+)
+@click.option(
+    "--max-seq-len",
+    "--max-length",
+    "max_seq_len",
+    type=int,
+    help=f"Longest example in tokens [{_default('max_seq_len')}].",
+)
 @click.option(
     "--out", type=click.Path(file_okay=False, path_type=Path), help=f"[{defaults.OUT_DIR}/train-<time>]"
 )
