@@ -17,7 +17,9 @@ import pytest
 from fault_servers import FaultServer, wait_until
 
 ROOT = Path(__file__).resolve().parents[1]
-ENGINE_RUN = ("--backend", "llamacpp", "--models", "smollm2:135m", "--limit", "6", "--num-predict", "48")
+# 12 cases of up to 96 tokens: a signal sent after the second reply always meets a running run
+ENGINE_RUN = ("--backend", "llamacpp", "--models", "smollm2:135m", "--limit", "12", "--num-predict", "96")
+CASES = 12
 
 
 def start(db: Path, *args: str) -> subprocess.Popen[str]:
@@ -105,7 +107,7 @@ def resume_finishes(db: Path) -> str:
     [(answered, distinct)] = rows(
         db, "SELECT COUNT(*), COUNT(DISTINCT case_id) FROM results WHERE error_kind IS NULL"
     )
-    assert answered == distinct == 6  # every case answered exactly once
+    assert answered == distinct == CASES  # every case answered exactly once
     return out
 
 
