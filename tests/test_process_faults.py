@@ -43,6 +43,9 @@ def start(db: Path, *args: str) -> subprocess.Popen[str]:
         text=True,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
         start_new_session=True,
+        # as in a terminal: a shell's background job (CI under `cmd &`) inherits SIGINT ignored, and a
+        # Python started that way never turns Ctrl-C into KeyboardInterrupt
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
 
 

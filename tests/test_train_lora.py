@@ -222,11 +222,11 @@ def test_the_memory_estimate_matches_a_measured_peak(tmp_path: Path, checkpointi
     )
     measured = result.peak_memory_bytes - result.baseline_memory_bytes
     assert measured > 0
-    # On a model this small the resident high-water mark is noisy: the allocator reuses freed blocks and
-    # returns others, so three runs of this test measured 10, 50 and 90 MB against a 50 MB estimate. The
-    # bounds catch an estimate wrong by an order of magnitude (activations or checkpointing forgotten),
-    # not a 2x drift.
-    assert 1 / 2.5 <= estimate.total_bytes / measured <= 8, (measured, estimate.as_rows())
+    # The estimate is a budget: it must not fall far short of what training took. On a model this small
+    # the resident high-water mark is noisy (the allocator reuses freed blocks and returns others: runs
+    # of this test measured 10 to 90 MB against a 50 MB checkpointed estimate, which leaves out the
+    # attention scores recomputed in the backward pass), so only that side is checked, at 2.5x.
+    assert estimate.total_bytes >= measured / 2.5, (measured, estimate.as_rows())
 
 
 def test_settings_merge_defaults_file_and_overrides(tmp_path: Path) -> None:
