@@ -13,9 +13,10 @@ from typing import Any, cast
 
 from benchsel import runner
 from benchsel.backends.base import Backend
+from benchsel.contention import Contention
 from benchsel.errors import BackendUnavailable, BenchselError, ModelNotFound, TransportError, UsageError
 from benchsel.hosts import HostSpec, assign, can_stand_in, check_unique, split_pins
-from benchsel.records import Memory, ModelSnapshot
+from benchsel.records import ColdPrefill, Memory, ModelSnapshot
 from benchsel.runner import EventCallback, RunAborted, RunFinished, RunSpec, RunStarted
 from benchsel.store import RunRecord, Store, StoredResult
 
@@ -54,6 +55,18 @@ class HostView:
         memory: Memory | None = None,
     ) -> None:
         self._store.save_model(run_id, snapshot, load_s=load_s, memory=memory, host=self.host)
+
+    def save_model_speed(
+        self,
+        run_id: str,
+        name: str,
+        *,
+        cold_prefill: ColdPrefill | None = None,
+        contention: Contention | None = None,
+    ) -> None:
+        self._store.save_model_speed(
+            run_id, name, cold_prefill=cold_prefill, contention=contention, host=self.host
+        )
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._store, name)

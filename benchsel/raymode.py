@@ -367,7 +367,7 @@ class _RayRun:
         elif kind == "model":
             view.save_model(self.record.id, item[1], load_s=item[2], memory=item[3])
         elif kind == "speed":
-            self.store.save_model_speed(self.record.id, item[1], cold_prefill=item[2], contention=item[3])
+            view.save_model_speed(self.record.id, item[1], cold_prefill=item[2], contention=item[3])
         elif kind == "event":
             self.emit(item[1])
         elif kind == "error":

@@ -435,9 +435,7 @@ def _request(
     messages = spec.evalset.prompt.messages(case.text)
     base = StoredResult(run_id, model, case.id, repeat, key, None)
 
-    def on_retry(attempt: int, exc: TransportError) -> None:
-        emit(Retrying(model, case.id, attempt, str(exc)))
-
+    on_retry = partial(_retry_event, emit, model, case.id)
     try:
         reply = _retrying(spec, stop, on_retry, lambda: backend.chat(model, messages, spec.options, schema))
     except RequestAborted:

@@ -565,17 +565,20 @@ class Store:
         *,
         cold_prefill: ColdPrefill | None = None,
         contention: Contention | None = None,
+        host: str = "",
     ) -> None:
-        """Record a model's cold prefill and the contention during its run (each kept when not given)."""
+        """Record a model's cold prefill and the contention during its run on ``host`` (each kept when not
+        given): figures are pinned to the (model, host) pair like the rest of the models row."""
         with self._tx() as db:
             db.execute(
                 "UPDATE models SET cold_prefill_json = COALESCE(?, cold_prefill_json),"
-                " contention_json = COALESCE(?, contention_json) WHERE run_id = ? AND name = ?",
+                " contention_json = COALESCE(?, contention_json) WHERE run_id = ? AND name = ? AND host = ?",
                 (
                     json.dumps(asdict(cold_prefill)) if cold_prefill else None,
                     json.dumps(asdict(contention)) if contention else None,
                     run_id,
                     name,
+                    host,
                 ),
             )
 
