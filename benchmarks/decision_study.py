@@ -20,6 +20,7 @@ import json
 import math
 import os
 import platform
+import re
 import resource
 import shlex
 import sys
@@ -479,7 +480,8 @@ def run_study(args: argparse.Namespace, argv: list[str]) -> dict[str, Any]:
     json_path = args.out / f"study-{run_id}.json"
     json_path.write_text(json.dumps(study, indent=2, default=str) + "\n", encoding="utf-8")
     args.doc.parent.mkdir(parents=True, exist_ok=True)
-    args.doc.write_text(render_doc(study), encoding="utf-8")
+    old = args.doc.read_text(encoding="utf-8") if args.doc.exists() else ""
+    args.doc.write_text(render_doc(study) + kept_reading(old), encoding="utf-8")
     return {**study, "json_path": str(json_path)}
 
 
@@ -557,6 +559,16 @@ def _table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
     return ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)] + [
         "| " + " | ".join(row) + " |" for row in rows
     ]
+
+
+READING = re.compile(r"<!-- reading -->.*?<!-- /reading -->", re.DOTALL)
+
+
+def kept_reading(old_doc: str) -> str:
+    """The hand-written reading of an earlier run (between ``<!-- reading -->`` markers), kept when the
+    study is run again so that a re-run never silently drops it; it names the run it was written for."""
+    found = READING.search(old_doc)
+    return "\n" + found.group(0) + "\n" if found else ""
 
 
 def render_doc(study: dict[str, Any]) -> str:
