@@ -19,6 +19,7 @@ from benchsel.probe.estimate import estimate_model_seconds
 from benchsel.probe.fewshot import worked_examples
 from benchsel.probe.figures import Interval, paired_figures
 from benchsel.probe.measure import ProbePlan, pilot_settings, synthetic_count
+from benchsel.probe.ranking import DISRUPTED
 from benchsel.probe.split import subset, with_shots
 from benchsel.records import Reply
 from benchsel.store import Store, StoredProbe, StoredResult
@@ -214,6 +215,20 @@ def test_measured_ranking_orders_by_the_score_after_the_probe_and_puts_failures_
     assert ranking.description == "pilot LoRA (20 steps, the same data, seed and settings for every model)"
     data = ranking.to_json()
     assert data["winner"] == "b" and data["probe_cases"] == 2 and data["test_cases"] == 1
+
+
+def test_a_pilot_that_made_a_model_worse_says_it_measured_a_disruption() -> None:
+    # As in the decision study: two steps at lr 1e-3 sent Qwen2.5-Coder 0.5B into a repetition loop
+    # (0.81 -> 0.00 on the probe cases) while its training loss fell.
+    stored = StoredProbe(
+        "p", "r", "lora", "now", {"steps": 2}, {"probe": ["a", "b"], "test": ["c"]},
+        {"a": figures("a", 0.8, 0.0), "b": figures("b", 0.2, 0.18)},
+    )  # fmt: skip
+    a, b = sorted(measured_ranking(stored).entries, key=lambda e: e.model)
+    assert a.reason.endswith(DISRUPTED) and "gain -0.80" in a.reason
+    assert DISRUPTED not in b.reason  # -0.02 [-0.07, +0.03]: not worse for sure
+    fewshot = StoredProbe("p", "r", "fewshot", "now", {"shots": 3}, stored.split, stored.models)
+    assert all(DISRUPTED not in e.reason for e in measured_ranking(fewshot).entries)
 
 
 # ---- select and report show it -------------------------------------------------------------------

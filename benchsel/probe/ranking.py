@@ -79,7 +79,14 @@ def describe(probe: StoredProbe) -> str:
     return template.format(**probe.settings)
 
 
-def _reason(f: ProbeFigures) -> str:
+DISRUPTED = (
+    "the pilot made it worse: a pilot this short or at this learning rate can throw a model that "
+    "already does the task off course (docs/decision-validity.md), so this rank measures the disruption, "
+    "not what a full LoRA teaches; re-probe with more --steps, or compare with --method fewshot"
+)
+
+
+def _reason(f: ProbeFigures, method: str) -> str:
     assert f.probed is not None and f.gain is not None and f.zero_shot is not None
     text = (
         f"after the probe as-is entity F1 {f.probed.estimate()}, "
@@ -87,6 +94,8 @@ def _reason(f: ProbeFigures) -> str:
     )
     if f.training is not None:
         text += f"; trained {f.training.steps} steps in {f.training.train_seconds:.0f} s"
+    if method == "lora" and f.gain.high < 0:  # the whole interval below zero: worse for sure
+        text += f"; {DISRUPTED}"
     return text
 
 
@@ -109,7 +118,7 @@ def measured_ranking(probe: StoredProbe, trainable: Ranking | None = None) -> Me
     rank = 0
     for name, figures, score, why_not in rows:
         rank += 0 if why_not else 1
-        reason = f"excluded: {'; '.join(why_not)}" if why_not else _reason(figures)
+        reason = f"excluded: {'; '.join(why_not)}" if why_not else _reason(figures, probe.method)
         entries.append(MeasuredEntry(name, None if why_not else rank, figures, score, bool(why_not), reason))
     return MeasuredRanking(
         probe.id, probe.method, probe.created_at, describe(probe), probe.split, tuple(entries)
