@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
+
+_Command = TypeVar("_Command", bound=Callable[..., Any])
 
 
 class HiddenAliasOption(click.Option):
@@ -50,7 +53,7 @@ def _load_config(ctx: click.Context, _param: click.Parameter, value: Path | None
     return value
 
 
-def config_option(command: Any) -> Any:
+def config_option(command: _Command) -> _Command:
     """--config FILE: the command's options from a TOML file (eager, so the file is read first)."""
     return click.option(
         "--config",

@@ -6,7 +6,7 @@ import io
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 import click
 
@@ -23,6 +23,8 @@ if TYPE_CHECKING:
 
 MIN_WIDTH = 150
 
+_Command = TypeVar("_Command", bound=Callable[..., Any])
+
 db_option = click.option(
     "--db",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -31,7 +33,15 @@ db_option = click.option(
 """The run store option every command that reads or writes runs shares."""
 
 
-def backend_options(command: Any = None, *, several_hosts: bool = False) -> Any:
+@overload
+def backend_options(command: _Command, *, several_hosts: bool = False) -> _Command: ...
+@overload
+def backend_options(
+    command: None = None, *, several_hosts: bool = False
+) -> Callable[[_Command], _Command]: ...
+def backend_options(
+    command: _Command | None = None, *, several_hosts: bool = False
+) -> _Command | Callable[[_Command], _Command]:
     """--backend, --host and --base-url: where the models are served (``several_hosts``: --host repeats)."""
     if command is None:
         return lambda command: backend_options(command, several_hosts=several_hosts)
@@ -51,7 +61,13 @@ def backend_options(command: Any = None, *, several_hosts: bool = False) -> Any:
     )(command)
 
 
-class Bounded(click.ParamType):
+if TYPE_CHECKING:
+    _NumberOrWord = click.ParamType[int | float | str]
+else:
+    _NumberOrWord = click.ParamType  # generic from click 8.4 on; 8.1 is still supported
+
+
+class Bounded(_NumberOrWord):
     """A numeric option checked against benchsel.bounds: out of range is one "Error: ..." line
     (a benchsel UsageError, exit 2), the same line the library call gives."""
 
@@ -62,21 +78,26 @@ class Bounded(click.ParamType):
         self.words = words  # values taken as they are, such as -j auto
         self.name = "integer" if self.bound.integer else "float"
 
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> int | float | str:
         from benchsel.errors import UsageError
 
-        if isinstance(value, str) and value.strip().lower() in self.words:
-            return value.strip().lower()
+        number: int | float
         if isinstance(value, str):
+            if value.strip().lower() in self.words:
+                return value.strip().lower()
             try:
-                value = int(value) if self.bound.integer else float(value)
+                number = int(value) if self.bound.integer else float(value)
             except ValueError:
                 also = "".join(f" or '{word}'" for word in self.words)
                 raise UsageError(
                     f"{self.bound.option} {value!r}: must be {self.bound.describe()}{also}"
                 ) from None
-        self.bound.check(value)
-        return value
+        else:
+            number = value  # a default or a Python caller's value: already a number
+        self.bound.check(number)
+        return number
 
 
 def console(stderr: bool = False) -> Console:

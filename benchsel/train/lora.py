@@ -181,14 +181,17 @@ def load_model_for_training(hf_dir: Path, settings: TrainSettings) -> tuple[Any,
         return AutoModelForCausalLM.from_pretrained(hf_dir, dtype=dtype), False
     from peft import prepare_model_for_kbit_training
 
-    quant = BitsAndBytesConfig(
+    # neither carries annotations (transformers 5, peft 0.x): typed here, where benchsel calls them
+    quant_config: Callable[..., Any] = BitsAndBytesConfig
+    prepare_for_kbit: Callable[[Any], Any] = prepare_model_for_kbit_training
+    quant = quant_config(
         load_in_4bit=True,
         bnb_4bit_quant_type="nf4",
         bnb_4bit_use_double_quant=True,
         bnb_4bit_compute_dtype=dtype,
     )
     model = AutoModelForCausalLM.from_pretrained(hf_dir, quantization_config=quant, dtype=dtype)
-    return prepare_model_for_kbit_training(model), True
+    return prepare_for_kbit(model), True
 
 
 def _rendered(examples: Sequence[Any], tokenizer: Any, max_seq_len: int) -> list[dict[str, list[int]]]:
