@@ -365,6 +365,23 @@ def test_without_the_measured_figure_the_e2b_estimate_does_not_fit_five_gib(summ
     assert "measured at num_ctx 4096, not 8192: the estimate is used" in e2b.flags
 
 
+@pytest.mark.parametrize(
+    ("size_vram_bytes", "flag"),
+    [
+        (0, "on the CPU when measured (nothing in VRAM)"),
+        (2 * GIB, f"partly on CPU when measured ({format_bytes(2 * GIB)} in VRAM)"),
+    ],
+)
+def test_a_measurement_off_the_gpu_is_flagged_as_it_was(summary: RunSummary, size_vram_bytes: int, flag: str):
+    on_cpu = replace(E2B_MEASURED, size_vram_bytes=size_vram_bytes)
+    models = tuple(replace(m, memory=on_cpu) if m.name == "gemma4:e2b" else m for m in summary.models)
+    selection = select(replace(summary, models=models), Constraints(vram_bytes=8 * GIB))
+    flags = selection.deploy_now.entry("gemma4:e2b").flags
+    assert flag in flags
+    assert not any("CPU when measured" in other for other in flags if other != flag)
+    assert not any("CPU when measured" in f for f in selection.deploy_now.entry("gemma3:4b").flags)
+
+
 def test_min_tps_excludes_slow_models_with_the_reason(summary: RunSummary):
     selection = select(summary, Constraints(min_tps=30))
     entry = selection.deploy_now.entry("gemma4:e4b")
