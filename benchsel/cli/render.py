@@ -1,14 +1,11 @@
-"""What the commands share: the console, the results table, formatting helpers and common options."""
+"""What the commands share in their output: the console, the results table, formatting helpers."""
 
 from __future__ import annotations
 
 import io
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar, overload
-
-import click
+from typing import TYPE_CHECKING
 
 from benchsel.defaults import MOSTLY_THINKING
 from benchsel.scoring.registry import get_metric
@@ -22,82 +19,6 @@ if TYPE_CHECKING:
 
 
 MIN_WIDTH = 150
-
-_Command = TypeVar("_Command", bound=Callable[..., Any])
-
-db_option = click.option(
-    "--db",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Run store (default: $BENCHSEL_DB or reports/benchsel.sqlite).",
-)
-"""The run store option every command that reads or writes runs shares."""
-
-
-@overload
-def backend_options(command: _Command, *, several_hosts: bool = False) -> _Command: ...
-@overload
-def backend_options(
-    command: None = None, *, several_hosts: bool = False
-) -> Callable[[_Command], _Command]: ...
-def backend_options(
-    command: _Command | None = None, *, several_hosts: bool = False
-) -> _Command | Callable[[_Command], _Command]:
-    """--backend, --host and --base-url: where the models are served (``several_hosts``: --host repeats)."""
-    if command is None:
-        return lambda command: backend_options(command, several_hosts=several_hosts)
-    command = click.option("--base-url", help="OpenAI-compatible server URL, e.g. http://127.0.0.1:8080/v1.")(
-        command
-    )
-    host_help = "Ollama host (default: $OLLAMA_HOST or http://127.0.0.1:11434)."
-    if several_hosts:
-        host_help += " Repeat to spread the models over several: [NAME=][ollama:|openai:]URL."
-    command = click.option("--host", multiple=several_hosts, help=host_help)(command)
-    return click.option(
-        "--backend",
-        type=click.Choice(["auto", "ollama", "openai", "llamacpp"]),
-        default="auto",
-        show_default=True,
-        help="auto: Ollama when it answers at OLLAMA_HOST, else the embedded llama.cpp engine.",
-    )(command)
-
-
-if TYPE_CHECKING:
-    _NumberOrWord = click.ParamType[int | float | str]
-else:
-    _NumberOrWord = click.ParamType  # generic from click 8.4 on; 8.1 is still supported
-
-
-class Bounded(_NumberOrWord):
-    """A numeric option checked against benchsel.bounds: out of range is one "Error: ..." line
-    (a benchsel UsageError, exit 2), the same line the library call gives."""
-
-    def __init__(self, key: str, words: tuple[str, ...] = ()) -> None:
-        from benchsel.bounds import RUN_BOUNDS
-
-        self.bound = RUN_BOUNDS[key]
-        self.words = words  # values taken as they are, such as -j auto
-        self.name = "integer" if self.bound.integer else "float"
-
-    def convert(
-        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
-    ) -> int | float | str:
-        from benchsel.errors import UsageError
-
-        number: int | float
-        if isinstance(value, str):
-            if value.strip().lower() in self.words:
-                return value.strip().lower()
-            try:
-                number = int(value) if self.bound.integer else float(value)
-            except ValueError:
-                also = "".join(f" or '{word}'" for word in self.words)
-                raise UsageError(
-                    f"{self.bound.option} {value!r}: must be {self.bound.describe()}{also}"
-                ) from None
-        else:
-            number = value  # a default or a Python caller's value: already a number
-        self.bound.check(number)
-        return number
 
 
 def console(stderr: bool = False) -> Console:

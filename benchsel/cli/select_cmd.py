@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from benchsel import defaults
-from benchsel.cli.render import backend_options, db_option
+from benchsel.cli.options import backend_options, db_option, other_evalset_option, report_dir_option
 from benchsel.errors import UsageError
 
 if TYPE_CHECKING:
@@ -154,15 +154,9 @@ def given_on_command_line(ctx: click.Context, names: Iterable[str]) -> list[str]
 @click.command()
 @click.argument("run_id")
 @constraint_options("GPU memory to deploy on, e.g. 8GiB (default: the detected GPU).")
-@click.option(
-    "--out",
-    type=click.Path(path_type=Path),
-    default=defaults.OUT_DIR,
-    show_default=True,
-    help="Report directory.",
-)
+@report_dir_option
 @db_option
-@click.option("--evalset", help="Score against this eval set instead of the run's own.")
+@other_evalset_option
 def select(
     run_id: str,
     weights_file: Path | None,

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from benchsel import defaults
-from benchsel.cli.render import db_option
+from benchsel.cli.options import db_option
 
 if TYPE_CHECKING:
     from rich.console import Console
