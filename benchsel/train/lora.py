@@ -353,13 +353,7 @@ def current_memory_bytes() -> int:
 
     if torch.cuda.is_available():
         return int(torch.cuda.memory_allocated())
-    try:
-        for line in Path("/proc/self/status").read_text(encoding="ascii").splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return 0
+    return _proc_status_bytes("VmRSS") or 0
 
 
 def peak_memory_bytes() -> int:
@@ -368,13 +362,22 @@ def peak_memory_bytes() -> int:
 
     if torch.cuda.is_available():
         return int(torch.cuda.max_memory_allocated())
+    peak = _proc_status_bytes("VmHWM")
+    if peak is not None:
+        return peak
+    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024  # Linux reports KiB
+
+
+def _proc_status_bytes(key: str) -> int | None:
+    """A memory figure of /proc/self/status (``VmRSS``, ``VmHWM``: kB there) in bytes; None where
+    /proc is missing."""
     try:
         for line in Path("/proc/self/status").read_text(encoding="ascii").splitlines():
-            if line.startswith("VmHWM:"):
+            if line.startswith(f"{key}:"):
                 return int(line.split()[1]) * 1024
     except OSError:
         pass
-    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024  # Linux reports KiB
+    return None
 
 
 def train_lora(
