@@ -94,6 +94,6 @@ def test_selection_decides_with_the_estimate_and_flags_the_cpu_measurement(tmp_p
     assert entry.vram is not None
     assert entry.vram.bytes_needed == estimate.total_bytes
     assert entry.vram.label.startswith("estimated (200.9 MiB measured in RAM on the CPU")
-    assert any("0 B in VRAM" in flag for flag in entry.flags), entry.flags
+    assert "on the CPU when measured (nothing in VRAM)" in entry.flags, entry.flags
     # the report's memory plot without a selection shows no measured VRAM bar for it
     assert measured_vram(summary)[0].measured_bytes is None
