@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import run_record
 from model_infos import E2B_STAND_IN as E2B_INFO
 from model_infos import GEMMA3_4B as GEMMA3_4B_INFO
 
@@ -36,7 +37,7 @@ from benchsel.selection import (
     select,
     write_selection,
 )
-from benchsel.store import RunRecord, Store, StoredResult
+from benchsel.store import Store, StoredResult
 from benchsel.summary import ModelSummary, RunSummary, summarize_model, summarize_run
 
 CASES = 20
@@ -198,19 +199,13 @@ def build_motivating_store(tmp_path: Path) -> Path:
     ids = [c.id for c in evalset.cases]
     with Store(db) as store:
         store.create_run(
-            RunRecord(
-                id=RUN_ID,
-                run_key="k",
+            run_record(
+                models,
+                evalset,
+                run_id=RUN_ID,
                 created_at="2025-01-01T00:00:00+00:00",
-                evalset_name=evalset.name,
-                evalset_hash=evalset.content_hash,
-                evalset_path=str(evalset.path),
-                backend="ollama",
                 host="http://127.0.0.1:11434",
-                models=models,
-                repeats=1,
                 options={"num_ctx": 4096, "num_predict": 1024},
-                benchsel_version="0.1.0",
                 status="done",
             )
         )
