@@ -19,6 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path.cwd() / "tests"))
 from fault_servers import FaultServer, wait_until  # noqa: E402
+from helpers import engine_pids, pid_alive  # noqa: E402
 
 WORK = Path("/tmp/fio/work")
 shutil.rmtree(WORK, ignore_errors=True)
@@ -307,27 +308,6 @@ ENGINE = (
 )
 
 
-def engine_children(pid: int) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            if "(llama-server)" in stat and int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-                found.append(int(entry.name))
-    return found
-
-
-def alive(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
-
-
 for fid, how in (
     ("P01", "SIGTERM"),
     ("P02", "SIGKILL"),
@@ -352,7 +332,7 @@ for fid, how in (
         ),
         300,
     )
-    engines = engine_children(proc.pid)
+    engines = engine_pids(proc.pid)
     before = count(db, "SELECT COUNT(*) FROM results")
     started = time.monotonic()
     if how == "SIGTERM":
@@ -370,7 +350,7 @@ for fid, how in (
         out, err = proc.communicate()
     took = time.monotonic() - started
     time.sleep(3)
-    orphans = [p for p in engines if alive(p)]
+    orphans = [p for p in engines if pid_alive(p)]
     for p in orphans:
         os.kill(p, signal.SIGKILL)
     listing = subprocess.run(
