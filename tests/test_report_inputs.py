@@ -82,6 +82,24 @@ def test_a_broken_selection_json_is_named(tmp_path: Path, stored: RunSummary) ->
     assert f"benchsel select {stored.run.id}" in result.output
 
 
+def test_a_selection_json_an_editor_saved_with_a_bom_is_read_and_one_not_json_is_named(
+    tmp_path: Path, stored: RunSummary
+) -> None:
+    assert invoke(tmp_path, "select", stored.run.id, "--vram", "8GiB").exit_code == 0
+    path = tmp_path / "out" / stored.run.id / "selection.json"
+    path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())
+    result = invoke(tmp_path, "report", stored.run.id, "--format", "md")
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines()[0] == f"constraints and weights from {path}"
+    path.write_text('{"version": 2,', encoding="utf-8")
+    result = invoke(tmp_path, "report", stored.run.id, "--format", "md")
+    assert result.exit_code == 2
+    assert result.output.strip() == (
+        f"Error: {path}: not valid JSON: Expecting property name enclosed in double quotes at line 1, "
+        f"column 15 - write it again with `benchsel select {stored.run.id}` or delete it"
+    )
+
+
 def test_an_older_selection_json_is_migrated_when_a_report_reads_it(
     tmp_path: Path, stored: RunSummary
 ) -> None:
