@@ -8,12 +8,14 @@ from typing import Any
 
 import click
 
-from benchsel.cli.options import db_option, other_evalset_option, report_dir_option
-from benchsel.cli.select_cmd import (
+from benchsel.cli.options import (
     CONSTRAINT_FIELDS,
     constraint_options,
     constraint_values,
+    db_option,
     given_on_command_line,
+    other_evalset_option,
+    report_dir_option,
 )
 
 
