@@ -105,7 +105,7 @@ class Bounded(_NumberOrWord):
 # ---- the hardware constraints and weights `select` and `report` take
 
 
-def _bytes_option(option: str, value: str | None) -> int | None:
+def bytes_option(option: str, value: str | None) -> int | None:
     """A size option in bytes; a bad one is an error that names the option and shows the units."""
     from benchsel.hardware import parse_bytes
 
@@ -199,7 +199,7 @@ def constraint_options(vram_help: str) -> Callable[[_Command], _Command]:
 def constraint_values(options: Mapping[str, Any], names: Iterable[str] = CONSTRAINT_FIELDS) -> dict[str, Any]:
     """Constraints fields from the options' values (sizes parsed), for the option ``names`` given."""
     return {
-        CONSTRAINT_FIELDS[name]: _bytes_option(f"--{name.replace('_', '-')}", options[name])
+        CONSTRAINT_FIELDS[name]: bytes_option(f"--{name.replace('_', '-')}", options[name])
         if name in SIZE_OPTIONS
         else options[name]
         for name in names
