@@ -105,18 +105,6 @@ class Bounded(_NumberOrWord):
 # ---- the hardware constraints and weights `select` and `report` take
 
 
-def bytes_option(option: str, value: str | None) -> int | None:
-    """A size option in bytes; a bad one is an error that names the option and shows the units."""
-    from benchsel.hardware import parse_bytes
-
-    if value is None:
-        return None
-    try:
-        return parse_bytes(value)
-    except UsageError as exc:
-        raise UsageError(f"{option}: {exc}") from None
-
-
 KV_CACHE_TYPES = ["f16", "bf16", "f32", "q8_0", "q4_0"]
 # option name -> Constraints field; the sizes are parsed from strings such as 8GiB
 CONSTRAINT_FIELDS = {
@@ -269,3 +257,15 @@ def config_option(command: _Command) -> _Command:
         callback=_load_config,
         help="TOML file with any of these options as keys (docs/run-config.md); the command line wins.",
     )(command)
+
+
+def bytes_option(option: str, value: str | None) -> int | None:
+    """A size option in bytes; a bad one is an error that names the option and shows the units."""
+    from benchsel.hardware import parse_bytes
+
+    if value is None:
+        return None
+    try:
+        return parse_bytes(value)
+    except UsageError as exc:
+        raise UsageError(f"{option}: {exc}") from None
