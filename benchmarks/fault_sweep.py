@@ -19,11 +19,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path.cwd() / "tests"))
 from fault_servers import FaultServer, wait_until  # noqa: E402
+from helpers import engine_pids, pid_alive  # noqa: E402
 
 WORK = Path("/tmp/fio/work")
 shutil.rmtree(WORK, ignore_errors=True)
 WORK.mkdir(parents=True)
 ENV = {**os.environ, "PYTHONPATH": str(Path.cwd()), "COLUMNS": "200"}
+BENCHSEL = (sys.executable, "-m", "benchsel")
+ES = ("--evalset", "extraction-v1", "--limit", "3", "--no-report")
 rows: list[dict[str, object]] = []
 
 
@@ -32,7 +35,7 @@ def bs(
 ) -> subprocess.CompletedProcess[str]:
     try:
         return subprocess.run(
-            [sys.executable, "-m", "benchsel", *args],
+            [*BENCHSEL, *args],
             capture_output=True,
             text=True,
             cwd=WORK,
@@ -77,25 +80,28 @@ def count(db: Path, query: str) -> int:
         return int(c.execute(query).fetchone()[0])
 
 
+def openai_run(base_url: str, db: Path, *more: str) -> tuple[str, ...]:
+    """`benchsel run` of model "m" on three cases against an OpenAI-compatible (fault) server."""
+    return (
+        "run",
+        *ES,
+        "--db",
+        str(db),
+        "--backend",
+        "openai",
+        "--base-url",
+        base_url,
+        "--models",
+        "m",
+        *more,
+    )
+
+
 with FaultServer(trickle_s=1.0) as srv:
-    es = ("--evalset", "extraction-v1", "--limit", "3", "--no-report")
     # C31/C32: odd replies
     for fid, mode in (("C31", "surrogate"), ("C32", "object"), ("C32b", "list"), ("C32c", "number")):
         db = WORK / f"{mode}.sqlite"
-        r = bs(
-            "run",
-            *es,
-            "--db",
-            str(db),
-            "--backend",
-            "openai",
-            "--base-url",
-            f"{srv.url}/{mode}/v1",
-            "--models",
-            "m",
-            "--retries",
-            "0",
-        )
+        r = bs(*openai_run(f"{srv.url}/{mode}/v1", db, "--retries", "0"))
         n = (
             count(db, "SELECT COUNT(*) FROM results WHERE content IS NOT NULL AND error_kind IS NULL")
             if db.exists()
@@ -105,20 +111,7 @@ with FaultServer(trickle_s=1.0) as srv:
     # C23: trickle with --timeout 5
     started = time.monotonic()
     r = bs(
-        "run",
-        *es,
-        "--db",
-        str(WORK / "t.sqlite"),
-        "--backend",
-        "openai",
-        "--base-url",
-        f"{srv.url}/trickle/v1",
-        "--models",
-        "m",
-        "--timeout",
-        "5",
-        "--retries",
-        "0",
+        *openai_run(f"{srv.url}/trickle/v1", WORK / "t.sqlite", "--timeout", "5", "--retries", "0"),
         timeout=90,
     )
     took = time.monotonic() - started
@@ -131,25 +124,14 @@ with FaultServer(trickle_s=1.0) as srv:
     )
     # C24/C25: base URL
     for fid, url in (("C24", "not-a-url"), ("C25", "ftp://127.0.0.1/v1")):
-        r = bs(
-            "run",
-            *es,
-            "--backend",
-            "openai",
-            "--base-url",
-            url,
-            "--models",
-            "m",
-            "--db",
-            str(WORK / "u.sqlite"),
-        )
+        r = bs(*openai_run(url, WORK / "u.sqlite"))
         record(fid, f"--base-url {url}", r, one_line(r, 2))
     # C27-C30: hosts
     for fid, env, args in (
         (
             "C27",
             {"OLLAMA_HOST": "http://[::1"},
-            ("run", *es, "--models", "smollm2:135m", "--db", str(WORK / "h.sqlite")),
+            ("run", *ES, "--models", "smollm2:135m", "--db", str(WORK / "h.sqlite")),
         ),
         ("C28", {"OLLAMA_HOST": "http://127.0.0.1:99999"}, ("models", "--backend", "ollama")),
         ("C29", {}, ("models", "--backend", "ollama", "--host", "ht!tp://%%%")),
@@ -160,7 +142,7 @@ with FaultServer(trickle_s=1.0) as srv:
     # issue 12: no Ollama, not-Ollama, 501
     r = bs(
         "run",
-        *es,
+        *ES,
         "--models",
         "gemma3:4b",
         "--db",
@@ -176,7 +158,7 @@ with FaultServer(trickle_s=1.0) as srv:
     with FaultServer(not_ollama=True) as web:
         r = bs(
             "run",
-            *es,
+            *ES,
             "--backend",
             "ollama",
             "--host",
@@ -192,20 +174,7 @@ with FaultServer(trickle_s=1.0) as srv:
             r,
             one_line(r, 2) and "not pulled" not in r.stderr and "not Ollama" in r.stderr,
         )
-    r = bs(
-        "run",
-        *es,
-        "--backend",
-        "openai",
-        "--base-url",
-        f"{srv.url}/html501/v1",
-        "--models",
-        "m",
-        "--retries",
-        "0",
-        "--db",
-        str(WORK / "h5.sqlite"),
-    )
+    r = bs(*openai_run(f"{srv.url}/html501/v1", WORK / "h5.sqlite", "--retries", "0"))
     record(
         "I12c",
         "501 with an HTML page",
@@ -215,18 +184,7 @@ with FaultServer(trickle_s=1.0) as srv:
 
     # store faults
     good = WORK / "good.sqlite"
-    bs(
-        "run",
-        *es,
-        "--db",
-        str(good),
-        "--backend",
-        "openai",
-        "--base-url",
-        f"{srv.url}/ok/v1",
-        "--models",
-        "m",
-    )
+    bs(*openai_run(f"{srv.url}/ok/v1", good))
     shutil.copy(good, WORK / "smash.sqlite")
     data = bytearray((WORK / "smash.sqlite").read_bytes())
     for page in range(1, len(data) // 4096):
@@ -238,19 +196,7 @@ with FaultServer(trickle_s=1.0) as srv:
     shutil.copy(good, WORK / "undecodable.sqlite")
     with sqlite3.connect(WORK / "undecodable.sqlite") as c:
         c.execute("UPDATE results SET cache_key = CAST(X'FFFE00' AS TEXT)")
-    r = bs(
-        "run",
-        *es,
-        "--db",
-        str(WORK / "undecodable.sqlite"),
-        "--backend",
-        "openai",
-        "--base-url",
-        f"{srv.url}/ok/v1",
-        "--models",
-        "m",
-        "--fresh",
-    )
+    r = bs(*openai_run(f"{srv.url}/ok/v1", WORK / "undecodable.sqlite", "--fresh"))
     record(
         "D16",
         "undecodable bytes in a row",
@@ -261,10 +207,10 @@ with FaultServer(trickle_s=1.0) as srv:
     with sqlite3.connect(WORK / "foreign.sqlite") as c:
         c.execute("create table runs (x)")
     for cmd in (
-        ("runs",),
-        ("run", *es, "--backend", "openai", "--base-url", f"{srv.url}/ok/v1", "--models", "m"),
+        ("runs", "--db", str(WORK / "foreign.sqlite")),
+        openai_run(f"{srv.url}/ok/v1", WORK / "foreign.sqlite"),
     ):
-        r = bs(*cmd, "--db", str(WORK / "foreign.sqlite"))
+        r = bs(*cmd)
         record(
             "D28",
             f"foreign SQLite file: {cmd[0]}",
@@ -304,19 +250,7 @@ with FaultServer(trickle_s=1.0) as srv:
             subprocess.run(["mount", "-o", "remount,ro,bind", str(ro)], check=True)
             r = bs("runs", "--db", str(ro / "good.sqlite"))
             record("D25", "store on a read-only mount: runs", r, r.returncode == 0 and "m" in r.stdout)
-            r = bs(
-                "run",
-                *es,
-                "--db",
-                str(ro / "good.sqlite"),
-                "--backend",
-                "openai",
-                "--base-url",
-                f"{srv.url}/ok/v1",
-                "--models",
-                "m",
-                "--fresh",
-            )
+            r = bs(*openai_run(f"{srv.url}/ok/v1", ro / "good.sqlite", "--fresh"))
             record("D25b", "store on a read-only mount: run", r, one_line(r, 1) and "cp " in r.stderr)
         finally:
             subprocess.run(["umount", "-l", str(ro)])
@@ -334,21 +268,7 @@ with FaultServer(trickle_s=1.0) as srv:
     # D35: two runs on one store
     srv.openai_mode = "silent"
     db = WORK / "two.sqlite"
-    cmd = [
-        sys.executable,
-        "-m",
-        "benchsel",
-        "run",
-        *es,
-        "--db",
-        str(db),
-        "--backend",
-        "openai",
-        "--base-url",
-        f"{srv.url}/v1",
-        "--models",
-        "m",
-    ]
+    cmd = [*BENCHSEL, *openai_run(f"{srv.url}/v1", db)]
     first = subprocess.Popen(cmd, cwd=WORK, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     wait_until(
         lambda: (
@@ -388,27 +308,6 @@ ENGINE = (
 )
 
 
-def engine_children(pid: int) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            if "(llama-server)" in stat and int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-                found.append(int(entry.name))
-    return found
-
-
-def alive(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
-
-
 for fid, how in (
     ("P01", "SIGTERM"),
     ("P02", "SIGKILL"),
@@ -417,7 +316,7 @@ for fid, how in (
 ):
     db = WORK / f"{fid}.sqlite"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "benchsel", *ENGINE, "--db", str(db)],
+        [*BENCHSEL, *ENGINE, "--db", str(db)],
         cwd=WORK,
         env=ENV,
         stdout=subprocess.PIPE,
@@ -433,7 +332,7 @@ for fid, how in (
         ),
         300,
     )
-    engines = engine_children(proc.pid)
+    engines = engine_pids(proc.pid)
     before = count(db, "SELECT COUNT(*) FROM results")
     started = time.monotonic()
     if how == "SIGTERM":
@@ -451,11 +350,11 @@ for fid, how in (
         out, err = proc.communicate()
     took = time.monotonic() - started
     time.sleep(3)
-    orphans = [p for p in engines if alive(p)]
+    orphans = [p for p in engines if pid_alive(p)]
     for p in orphans:
         os.kill(p, signal.SIGKILL)
     listing = subprocess.run(
-        [sys.executable, "-m", "benchsel", "runs", "--db", str(db)],
+        [*BENCHSEL, "runs", "--db", str(db)],
         cwd=WORK,
         env=ENV,
         capture_output=True,
@@ -463,7 +362,7 @@ for fid, how in (
     )
     status_ok = "interrupted" in listing.stdout
     again = subprocess.run(
-        [sys.executable, "-m", "benchsel", *ENGINE, "--db", str(db)],
+        [*BENCHSEL, *ENGINE, "--db", str(db)],
         cwd=WORK,
         env=ENV,
         capture_output=True,

@@ -38,10 +38,17 @@ class HostFailed:
 
 
 class HostView:
-    """The store as one host's runner sees it: every reply and model row it writes carries the host."""
+    """The store as one host's runner sees it (a :class:`runner.ModelStore`): every reply and model
+    row it writes carries the host."""
 
     def __init__(self, store: Store, host: str) -> None:
         self._store, self.host = store, host
+
+    def answered_keys(self, run_id: str) -> set[str]:
+        return self._store.answered_keys(run_id)
+
+    def cached(self, cache_key: str) -> StoredResult | None:
+        return self._store.cached(cache_key)
 
     def add_result(self, result: StoredResult) -> None:
         self._store.add_result(replace(result, host=self.host))
@@ -67,9 +74,6 @@ class HostView:
         self._store.save_model_speed(
             run_id, name, cold_prefill=cold_prefill, contention=contention, host=self.host
         )
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._store, name)
 
 
 @dataclass(frozen=True)
@@ -211,7 +215,7 @@ class _Coordinator:
         snapshot = self.snapshots[model]
         own = self.inventory[host].get(model, snapshot)
         # the first host's digest keeps the cache keys, so a stand-in resumes rather than starts over
-        view = cast(Store, HostView(self.store, host))
+        view = HostView(self.store, host)
         keyed = replace(own, digest=snapshot.digest)
         runner.run_model(self.spec, self.backends[host], view, self.record, keyed, self.emit)
 

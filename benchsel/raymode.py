@@ -185,7 +185,7 @@ def _benchmark(job: _Job, emit: Emit) -> None:
                 f"node {node_name()} serves other weights for {snapshot.name} ({snapshot.digest[:19]}, "
                 f"not {job.snapshot.digest[:19]}) - install the same version on every node"
             )
-        relay = cast(Store, _Relay(emit, job.answered))
+        relay = _Relay(emit, job.answered)
         runner.run_model(job.spec, backend, relay, job.record, snapshot, lambda event: emit(("event", event)))
     except BenchselError as exc:
         emit(("error", exc.exit_code, str(exc)))

@@ -17,11 +17,11 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from functools import partial
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from benchsel import __version__
 from benchsel.backends.base import Backend
-from benchsel.contention import CpuSampler
+from benchsel.contention import Contention, CpuSampler
 from benchsel.errors import BenchselError, RequestAborted, RequestRejected, RunTerminated, TransportError
 from benchsel.evalset import Case, EvalSet
 from benchsel.prefix_cache import prime
@@ -51,6 +51,35 @@ class RunSpec:
 
     def cases(self) -> tuple[Case, ...]:
         return self.evalset.cases[: self.limit] if self.limit else self.evalset.cases
+
+
+class ModelStore(Protocol):
+    """What benchmarking one model needs of the store: the :class:`Store` itself, or a stand-in that
+    tags or forwards what is written (``multihost.HostView``, ``raymode``'s relay from a node)."""
+
+    def answered_keys(self, run_id: str) -> set[str]: ...
+
+    def cached(self, cache_key: str) -> StoredResult | None: ...
+
+    def add_result(self, result: StoredResult) -> None: ...
+
+    def save_model(
+        self,
+        run_id: str,
+        snapshot: ModelSnapshot,
+        *,
+        load_s: float | None = None,
+        memory: Memory | None = None,
+    ) -> None: ...
+
+    def save_model_speed(
+        self,
+        run_id: str,
+        name: str,
+        *,
+        cold_prefill: ColdPrefill | None = None,
+        contention: Contention | None = None,
+    ) -> None: ...
 
 
 # ---- events -------------------------------------------------------------------------------------
@@ -268,7 +297,7 @@ def _open_run(
     return store.create_run(record), False
 
 
-def _plan(spec: RunSpec, store: Store, record: RunRecord, snapshot: ModelSnapshot) -> _ModelWork:
+def _plan(spec: RunSpec, store: ModelStore, record: RunRecord, snapshot: ModelSnapshot) -> _ModelWork:
     """What this model still needs: answered keys are skipped, cached answers are copied in."""
     answered = store.answered_keys(record.id)
     work = _ModelWork(snapshot)
@@ -290,7 +319,7 @@ def _plan(spec: RunSpec, store: Store, record: RunRecord, snapshot: ModelSnapsho
 def _run_model(
     spec: RunSpec,
     backend: Backend,
-    store: Store,
+    store: ModelStore,
     record: RunRecord,
     snapshot: ModelSnapshot,
     emit: EventCallback,
@@ -330,7 +359,7 @@ def _run_model(
 def _send_all(
     spec: RunSpec,
     backend: Backend,
-    store: Store,
+    store: ModelStore,
     record: RunRecord,
     model: str,
     pending: list[tuple[Case, int, str]],

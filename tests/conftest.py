@@ -7,11 +7,17 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from benchsel.backends.demo import demo_chat_template, demo_model_path
 from benchsel.backends.engine import LlamaServer
+
+if TYPE_CHECKING:
+    from ollama_loopback import FakeOllama
+
+    from benchsel.backends.ollama import OllamaBackend
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -93,3 +99,13 @@ def qwen05_server(qwen05_path: Path) -> Iterator[LlamaServer]:
     """A started llama-server on Qwen2.5-Coder-0.5B with one slot of 4096 tokens (its own chat template)."""
     with LlamaServer(qwen05_path, ctx=4096, slots=1) as server:
         yield server
+
+
+@pytest.fixture
+def backend(fake: FakeOllama) -> Iterator[OllamaBackend]:
+    """An OllamaBackend on the module's own ``fake`` Ollama loopback (each module serves its models)."""
+    from benchsel.backends.ollama import OllamaBackend
+
+    client = OllamaBackend(fake.url)
+    yield client
+    client.close()

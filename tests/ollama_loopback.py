@@ -181,6 +181,13 @@ def _full_name(name: str) -> str:
     return name if ":" in name.rsplit("/", 1)[-1] else f"{name}:latest"
 
 
+def _parameter_lines(parameters: dict[str, Any]) -> list[str]:
+    """/api/create's ``parameters`` as the Modelfile lines /api/show returns (one line a value)."""
+    return [
+        f"{k} {json.dumps(v)}" for k, vs in parameters.items() for v in (vs if isinstance(vs, list) else [vs])
+    ]
+
+
 def _now_iso(at: float | None = None) -> str:
     moment = datetime.fromtimestamp(at if at is not None else time.time(), UTC)
     return moment.isoformat().replace("+00:00", "Z")
@@ -471,12 +478,7 @@ class _Handler(BaseHTTPRequestHandler):
         if missing:
             self._error(400, f"blob {missing[0]} not found - upload it with POST /api/blobs first")
             return
-        parameters = body.get("parameters") or {}
-        lines = [
-            f"{k} {json.dumps(v)}"
-            for k, vs in parameters.items()
-            for v in (vs if isinstance(vs, list) else [vs])
-        ]
+        lines = _parameter_lines(body.get("parameters") or {})
         created = replace(
             base, name=str(body.get("model")), template=body.get("template") or base.template,
             parameters="\n".join(lines) or base.parameters, adapters=dict(body.get("adapters") or {}),
@@ -491,12 +493,7 @@ class _Handler(BaseHTTPRequestHandler):
         if path is None:
             self._error(400, f"blob {digest} not found - upload it with POST /api/blobs first")
             return
-        parameters = body.get("parameters") or {}
-        lines = [
-            f"{k} {json.dumps(v)}"
-            for k, vs in parameters.items()
-            for v in (vs if isinstance(vs, list) else [vs])
-        ]
+        lines = _parameter_lines(body.get("parameters") or {})
         created = FakeModel(
             str(body.get("model")), path, engine=None, template=body.get("template"),
             parameters="\n".join(lines), license=str(body.get("license") or ""),

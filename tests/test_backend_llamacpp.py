@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import struct
 from pathlib import Path
 
 import pytest
@@ -76,6 +78,31 @@ def test_metadata_is_cached_on_disk(smollm2_path: Path) -> None:
     assert json.loads(files[0].read_text())["model_info"] == first
     ggufmeta._memory.clear()
     assert read_model_info(smollm2_path) == first
+
+
+def header_only_gguf(path: Path, architecture: str) -> Path:
+    """A GGUF version 3 file with no tensors and one key, general.architecture."""
+    key, value = b"general.architecture", architecture.encode()
+    kv = struct.pack("<Q", len(key)) + key + struct.pack("<I", 8) + struct.pack("<Q", len(value)) + value
+    path.write_bytes(b"GGUF" + struct.pack("<IQQ", 3, 0, 1) + kv)
+    return path
+
+
+def test_the_metadata_cache_holds_a_typed_entry_and_a_damaged_one_is_read_again(tmp_path: Path) -> None:
+    path = header_only_gguf(tmp_path / "tiny.gguf", "tiny")
+    ggufmeta._memory.clear()
+    info = read_model_info(path)
+    assert info == {"general.architecture": "tiny", "general.parameter_count": 0}
+    [cached] = (cache_dir() / "gguf").glob("*.json")
+    entry = json.loads(cached.read_text())
+    assert set(entry) == {"path", "size", "mtime_ns", "version", "model_info"}  # no sha256 until asked
+    assert ggufmeta.file_sha256(path) == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert json.loads(cached.read_text())["sha256"] == ggufmeta.file_sha256(path)
+    for damaged in ("{}", "not json", json.dumps({**entry, "version": 0})):
+        cached.write_text(damaged)
+        ggufmeta._memory.clear()
+        assert read_model_info(path) == info
+        assert json.loads(cached.read_text()) == entry  # parsed again and written back whole
 
 
 def test_not_a_gguf_file(tmp_path: Path) -> None:

@@ -130,13 +130,6 @@ def fake(smollm2_path: Path, smollm2_server: LlamaServer) -> Iterator[FakeOllama
         yield server
 
 
-@pytest.fixture
-def backend(fake: FakeOllama) -> Iterator[OllamaBackend]:
-    client = OllamaBackend(fake.url)
-    yield client
-    client.close()
-
-
 def sent_chats(fake: FakeOllama, model: str) -> list[dict[str, object]]:
     return [body for path, body in fake.requests if path == "/api/chat" and body.get("model") == model]
 

@@ -6,12 +6,13 @@ import io
 import json
 
 import pytest
+from helpers import run_record
 from rich.console import Console
 
 from benchsel.cli import render
 from benchsel.evalset import EvalSet, load_evalset
 from benchsel.records import Reply
-from benchsel.store import RunRecord, StoredResult
+from benchsel.store import StoredResult
 from benchsel.summary import ModelSummary, RunSummary, summarize_model
 
 LONG_NAME = "qwen2.5-coder:1.5b-instruct-q8_0"
@@ -98,19 +99,8 @@ def test_a_model_with_no_scored_reply_is_failed_with_its_errors_not_perfect(v1: 
 
 def test_notes_name_the_failure_and_the_first_error(v1: EvalSet) -> None:
     models = (answered(v1, "gemma3:270m"), failed(v1, "smollm2:135m"))
-    run = RunRecord(
-        "r1",
-        "k",
-        "2026-11-30T05:00:00",
-        v1.name,
-        v1.content_hash,
-        str(v1.path),
-        "llamacpp",
-        "local",
-        tuple(m.name for m in models),
-        1,
-        {},
-        "0.1.0",
+    run = run_record(
+        tuple(m.name for m in models), v1, created_at="2026-11-30T05:00:00", backend="llamacpp", host="local"
     )
     summary = RunSummary(run, v1, models)
     lines = render.notes(summary)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from helpers import pid_alive
 
 from benchsel.backends.engine import LlamaServer, _advice, parse_memory
 from benchsel.errors import BackendUnavailable, UsageError
@@ -29,16 +30,6 @@ llama_context:      CUDA0 compute buffer size =   300.00 MiB
 llama_context:  CUDA_Host compute buffer size =    20.00 MiB
 """
 MIB = 1024 * 1024
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    # a zombie still answers kill(0); its /proc status says Z
-    status = Path(f"/proc/{pid}/status")
-    return not status.exists() or "\nState:\tZ" not in status.read_text()
 
 
 def test_parse_memory_sums_every_buffer() -> None:

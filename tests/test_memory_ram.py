@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from helpers import run_record
 from model_infos import GEMMA3_4B as GEMMA3_4B_INFO
 from test_selection import CASES, RUN_ID, add_model, answer, gemma3_4b, reply, snapshot, write_evalset
 
@@ -19,7 +20,7 @@ from benchsel.hardware import (
 from benchsel.records import Memory
 from benchsel.report.selection_view import measured_vram
 from benchsel.selection import Constraints, select
-from benchsel.store import RunRecord, Store
+from benchsel.store import Store
 from benchsel.summary import summarize_run
 
 CPU_FIGURE = round(200.9 * MIB)  # what llama-server logged for smollm2:135m on a machine with no GPU
@@ -60,19 +61,14 @@ def test_selection_decides_with_the_estimate_and_flags_the_cpu_measurement(tmp_p
     db = tmp_path / "benchsel.sqlite"
     with Store(db) as store:
         store.create_run(
-            RunRecord(
-                id=RUN_ID,
-                run_key="k",
+            run_record(
+                ("gemma3:4b",),
+                evalset,
+                run_id=RUN_ID,
                 created_at="2025-01-01T00:00:00+00:00",
-                evalset_name=evalset.name,
-                evalset_hash=evalset.content_hash,
-                evalset_path=str(evalset.path),
                 backend="llamacpp",
                 host="local",
-                models=("gemma3:4b",),
-                repeats=1,
                 options={"num_ctx": 4096},
-                benchsel_version="0.1.0",
                 status="done",
             )
         )
@@ -94,6 +90,6 @@ def test_selection_decides_with_the_estimate_and_flags_the_cpu_measurement(tmp_p
     assert entry.vram is not None
     assert entry.vram.bytes_needed == estimate.total_bytes
     assert entry.vram.label.startswith("estimated (200.9 MiB measured in RAM on the CPU")
-    assert any("0 B in VRAM" in flag for flag in entry.flags), entry.flags
+    assert "on the CPU when measured (nothing in VRAM)" in entry.flags, entry.flags
     # the report's memory plot without a selection shows no measured VRAM bar for it
     assert measured_vram(summary)[0].measured_bytes is None

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from fault_servers import FaultServer, wait_until
+from helpers import engine_pids, pid_alive
 
 ROOT = Path(__file__).resolve().parents[1]
 # 12 cases of up to 96 tokens: a signal sent after the second reply always meets a running run
@@ -62,31 +63,6 @@ def replies(db: Path) -> int:
     return int(found[0][0]) if found else 0  # type: ignore[call-overload]
 
 
-def engine_pids(parent: int) -> list[int]:
-    """llama-server processes whose parent is ``parent``."""
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        name, rest = stat[stat.index("(") + 1 : stat.rindex(")")], stat[stat.rindex(")") + 2 :].split()
-        if name.startswith("llama-server") and int(rest[1]) == parent:
-            pids.append(int(entry.name))
-    return pids
-
-
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    stat = Path(f"/proc/{pid}/stat")
-    return not (stat.exists() and stat.read_text().rsplit(")", 1)[-1].split()[0] == "Z")
-
-
 @pytest.fixture
 def running(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], Path, int]]:
     """A benchsel run on the embedded engine that has stored two replies; yields it with its engine pid."""
@@ -122,7 +98,7 @@ def test_kill_9_leaves_no_engine_and_the_run_resumes(
     kept = replies(db)
     os.kill(process.pid, signal.SIGKILL)
     process.wait(10)
-    assert wait_until(lambda: not alive(engine), 5), f"llama-server {engine} outlived benchsel"
+    assert wait_until(lambda: not pid_alive(engine), 5), f"llama-server {engine} outlived benchsel"
     assert replies(db) >= kept
     listing = subprocess.run(
         [sys.executable, "-m", "benchsel", "runs", "--db", str(db)],
@@ -141,7 +117,7 @@ def test_sigterm_stops_the_run_and_the_engine(running: tuple[subprocess.Popen[st
     os.kill(process.pid, signal.SIGTERM)
     _, err = process.communicate(timeout=15)
     assert process.returncode == 130 and "Traceback" not in err
-    assert not alive(engine)
+    assert not pid_alive(engine)
     assert rows(db, "SELECT status FROM runs") == [("interrupted",)]
 
 
@@ -159,7 +135,7 @@ def test_ctrl_c_to_the_process_group_ends_within_seconds(
     # lasted minutes)
     assert time.monotonic() - started < 20
     assert process.returncode == 130 and "Traceback" not in err
-    assert not alive(engine)
+    assert not pid_alive(engine)
     assert replies(db) >= kept
     assert rows(db, "SELECT status FROM runs") == [("interrupted",)]
 

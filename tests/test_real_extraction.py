@@ -13,6 +13,7 @@ import json
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from ollama_loopback import FakeOllama, demo_fake_model
@@ -20,7 +21,7 @@ from ollama_loopback import FakeOllama, demo_fake_model
 from benchsel import api
 from benchsel.backends.engine import LlamaServer
 from benchsel.evalset import resolve_evalset
-from benchsel.summary import ModelSummary, RunSummary
+from benchsel.summary import ModelSummary
 
 pytestmark = pytest.mark.integration
 
@@ -45,8 +46,9 @@ def fenced_evalset(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
-def only_model(summary: RunSummary) -> ModelSummary:
-    (model,) = summary.models
+def run_qwen(db_dir: Path, **options: Any) -> ModelSummary:
+    """Qwen 0.5B's summary of a run through benchsel's own path (``options`` as benchsel.run takes them)."""
+    (model,) = api.run(QWEN, num_predict=NUM_PREDICT, db=db_dir / "runs.sqlite", **options).models
     return model
 
 
@@ -57,16 +59,7 @@ def contents(model: ModelSummary) -> list[str]:
 def test_qwen_05b_is_right_in_content_but_fenced_as_is(
     qwen05_path: Path, fenced_evalset: Path, tmp_path: Path
 ) -> None:
-    model = only_model(
-        api.run(
-            QWEN,
-            evalset=fenced_evalset,
-            backend="llamacpp",
-            limit=CASES,
-            num_predict=NUM_PREDICT,
-            db=tmp_path / "runs.sqlite",
-        )
-    )
+    model = run_qwen(tmp_path, evalset=fenced_evalset, backend="llamacpp", limit=CASES)
     score = model.score
     assert score.replies == CASES and score.errors == 0
     assert model.snapshot.family == "qwen2" and model.snapshot.quantization == "Q4_K_M"
@@ -86,17 +79,7 @@ def test_qwen_05b_with_format_json_answers_strict_json(
     qwen05_path: Path, fenced_evalset: Path, tmp_path: Path
 ) -> None:
     """The grammar of --format json keeps the answer bare even when the prompt asks for a fence."""
-    model = only_model(
-        api.run(
-            QWEN,
-            evalset=fenced_evalset,
-            backend="llamacpp",
-            format="json",
-            limit=CASES,
-            num_predict=NUM_PREDICT,
-            db=tmp_path / "runs.sqlite",
-        )
-    )
+    model = run_qwen(tmp_path, evalset=fenced_evalset, backend="llamacpp", format="json", limit=CASES)
     score = model.score
     assert score.errors == 0 and score.valid_json.value == 1.0
     for content in contents(model):
@@ -112,16 +95,7 @@ def qwen_ollama(qwen05_server: LlamaServer) -> Iterator[FakeOllama]:
 
 
 def test_ollama_backend_with_qwen_05b_gets_real_content(qwen_ollama: FakeOllama, tmp_path: Path) -> None:
-    model = only_model(
-        api.run(
-            QWEN,
-            backend="ollama",
-            host=qwen_ollama.url,
-            limit=2,
-            num_predict=NUM_PREDICT,
-            db=tmp_path / "runs.sqlite",
-        )
-    )
+    model = run_qwen(tmp_path, backend="ollama", host=qwen_ollama.url, limit=2)
     assert model.backend == "ollama" and model.snapshot.family == "qwen2"
     assert model.score.errors == 0
     assert model.score.content.entities.recall.value >= 0.6

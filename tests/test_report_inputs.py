@@ -64,14 +64,57 @@ def test_report_takes_selects_weight_and_kv_options(tmp_path: Path, stored: RunS
     assert bad.exit_code == 2 and "unknown weight 'nosuch'" in bad.output
 
 
-def test_a_broken_selection_json_is_named(tmp_path: Path, stored: RunSummary) -> None:
+def write_broken_selection(tmp_path: Path, stored: RunSummary) -> Path:
+    """The run's selection.json as `benchsel select` wrote it, then hand-edited: a constraint it lacks."""
+    assert invoke(tmp_path, "select", stored.run.id, "--vram", "8GiB").exit_code == 0
     path = tmp_path / "out" / stored.run.id / "selection.json"
-    path.parent.mkdir(parents=True)
-    path.write_text('{"constraints": {"vram": 1}, "weights": {}}')
+    data = json.loads(path.read_text(encoding="utf-8"))
+    data["constraints"]["vram"] = 1
+    path.write_text(json.dumps(data), encoding="utf-8")
+    return path
+
+
+def test_a_broken_selection_json_is_named(tmp_path: Path, stored: RunSummary) -> None:
+    path = write_broken_selection(tmp_path, stored)
     result = invoke(tmp_path, "report", stored.run.id)
     assert result.exit_code == 2
-    assert f"{path}: unknown constraint 'vram'" in result.output
+    assert f"{path}: constraints.vram: Extra inputs are not permitted" in result.output
     assert f"benchsel select {stored.run.id}" in result.output
+
+
+def test_a_selection_json_an_editor_saved_with_a_bom_is_read_and_one_not_json_is_named(
+    tmp_path: Path, stored: RunSummary
+) -> None:
+    assert invoke(tmp_path, "select", stored.run.id, "--vram", "8GiB").exit_code == 0
+    path = tmp_path / "out" / stored.run.id / "selection.json"
+    path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())
+    result = invoke(tmp_path, "report", stored.run.id, "--format", "md")
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines()[0] == f"constraints and weights from {path}"
+    path.write_text('{"version": 2,', encoding="utf-8")
+    result = invoke(tmp_path, "report", stored.run.id, "--format", "md")
+    assert result.exit_code == 2
+    assert result.output.strip() == (
+        f"Error: {path}: not valid JSON: Expecting property name enclosed in double quotes at line 1, "
+        f"column 15 - write it again with `benchsel select {stored.run.id}` or delete it"
+    )
+
+
+def test_an_older_selection_json_is_migrated_when_a_report_reads_it(
+    tmp_path: Path, stored: RunSummary
+) -> None:
+    assert invoke(tmp_path, "select", stored.run.id, "--vram", "8GiB", "--reserve", "3GiB").exit_code == 0
+    path = tmp_path / "out" / stored.run.id / "selection.json"
+    data = json.loads(path.read_text(encoding="utf-8"))
+    data["version"] = 1  # the version 1 layout: entries without labels
+    for ranking in data["rankings"].values():
+        for entry in ranking["entries"]:
+            entry.pop("label")
+    path.write_text(json.dumps(data), encoding="utf-8")
+    result = invoke(tmp_path, "report", stored.run.id, "--format", "md")
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines()[0] == f"constraints and weights from {path}"
+    assert "Constraints: VRAM 8.0 GiB, reserve 3.0 GiB" in report_md(tmp_path, stored)
 
 
 def test_export_json_and_csv_hold_metrics_with_intervals_and_cases(
@@ -184,10 +227,7 @@ def test_after_a_run_a_broken_selection_json_is_a_note_not_an_error(
 
     selection, note = selection_after_run(stored, tmp_path / "out")
     assert note is None and selection is not None and selection.constraints.vram_bytes is None
-    path = tmp_path / "out" / stored.run.id / "selection.json"
-    path.parent.mkdir(parents=True)
-    path.write_text('{"constraints": {"vram": 1}, "weights": {}}')
+    path = write_broken_selection(tmp_path, stored)
     selection, note = selection_after_run(stored, tmp_path / "out")
-    assert (
-        selection is not None and note is not None and note.startswith(f"{path}: unknown constraint 'vram'")
-    )
+    assert selection is not None and note is not None
+    assert note.startswith(f"{path}: constraints.vram: Extra inputs are not permitted")

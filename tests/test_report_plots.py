@@ -6,12 +6,14 @@ import math
 from dataclasses import replace
 from pathlib import Path
 
+from helpers import run_record
+
 from benchsel.report import write_report
 from benchsel.report.demo import DEMO_PROFILES, write_demo_evalset, write_demo_run
 from benchsel.report.drilldown import case_details
 from benchsel.report.html import f1_color, render_html
 from benchsel.report.plots import case_f1_matrix, format_debt, heatmap, quality_speed
-from benchsel.store import RunRecord, Store, StoredResult
+from benchsel.store import Store, StoredResult
 from benchsel.summary import RunSummary, summarize_run
 
 ODD_NAME = "evil$x^2$<script>alert(1)</script>&amp"
@@ -68,21 +70,7 @@ def test_f1_colors_run_from_red_to_green() -> None:
 def test_a_run_without_answers_still_reports(tmp_path: Path) -> None:
     evalset = write_demo_evalset(tmp_path / "evalset", 3, seed=2)
     with Store(tmp_path / "runs.sqlite") as store:
-        record = RunRecord(
-            id="empty",
-            run_key="k",
-            created_at="2026-01-01T00:00:00+00:00",
-            evalset_name=evalset.name,
-            evalset_hash=evalset.content_hash,
-            evalset_path=str(evalset.path),
-            backend="ollama",
-            host="",
-            models=("never-answered",),
-            repeats=1,
-            options={},
-            benchsel_version="0.1.0",
-        )
-        store.create_run(record)
+        store.create_run(run_record(("never-answered",), evalset, run_id="empty"))
         summary = summarize_run(store, "empty")
     md, html = write_report(summary, None, tmp_path / "out")
     assert "| Model | Params |" in md.read_text(encoding="utf-8")

@@ -45,13 +45,6 @@ def fake(smollm2_path: Path, smollm2_server: Any) -> Iterator[FakeOllama]:
 
 
 @pytest.fixture
-def backend(fake: FakeOllama) -> Iterator[OllamaBackend]:
-    client = OllamaBackend(fake.url)
-    yield client
-    client.close()
-
-
-@pytest.fixture
 def store(tmp_path: Path) -> Iterator[Store]:
     with Store(tmp_path / "runs.sqlite") as s:
         yield s

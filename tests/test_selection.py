@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import run_record
 from model_infos import E2B_STAND_IN as E2B_INFO
 from model_infos import GEMMA3_4B as GEMMA3_4B_INFO
 
@@ -36,7 +37,7 @@ from benchsel.selection import (
     select,
     write_selection,
 )
-from benchsel.store import RunRecord, Store, StoredResult
+from benchsel.store import Store, StoredResult
 from benchsel.summary import ModelSummary, RunSummary, summarize_model, summarize_run
 
 CASES = 20
@@ -198,19 +199,13 @@ def build_motivating_store(tmp_path: Path) -> Path:
     ids = [c.id for c in evalset.cases]
     with Store(db) as store:
         store.create_run(
-            RunRecord(
-                id=RUN_ID,
-                run_key="k",
+            run_record(
+                models,
+                evalset,
+                run_id=RUN_ID,
                 created_at="2025-01-01T00:00:00+00:00",
-                evalset_name=evalset.name,
-                evalset_hash=evalset.content_hash,
-                evalset_path=str(evalset.path),
-                backend="ollama",
                 host="http://127.0.0.1:11434",
-                models=models,
-                repeats=1,
                 options={"num_ctx": 4096, "num_predict": 1024},
-                benchsel_version="0.1.0",
                 status="done",
             )
         )
@@ -363,6 +358,23 @@ def test_without_the_measured_figure_the_e2b_estimate_does_not_fit_five_gib(summ
     e2b = selection.trainable.entry("gemma4:e2b")
     assert e2b.excluded and e2b.vram is not None and e2b.vram.label == "estimated"
     assert "measured at num_ctx 4096, not 8192: the estimate is used" in e2b.flags
+
+
+@pytest.mark.parametrize(
+    ("size_vram_bytes", "flag"),
+    [
+        (0, "on the CPU when measured (nothing in VRAM)"),
+        (2 * GIB, f"partly on CPU when measured ({format_bytes(2 * GIB)} in VRAM)"),
+    ],
+)
+def test_a_measurement_off_the_gpu_is_flagged_as_it_was(summary: RunSummary, size_vram_bytes: int, flag: str):
+    on_cpu = replace(E2B_MEASURED, size_vram_bytes=size_vram_bytes)
+    models = tuple(replace(m, memory=on_cpu) if m.name == "gemma4:e2b" else m for m in summary.models)
+    selection = select(replace(summary, models=models), Constraints(vram_bytes=8 * GIB))
+    flags = selection.deploy_now.entry("gemma4:e2b").flags
+    assert flag in flags
+    assert not any("CPU when measured" in other for other in flags if other != flag)
+    assert not any("CPU when measured" in f for f in selection.deploy_now.entry("gemma3:4b").flags)
 
 
 def test_min_tps_excludes_slow_models_with_the_reason(summary: RunSummary):

@@ -8,6 +8,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from helpers import run_record
 
 from benchsel.contention import Contention
 from benchsel.errors import UsageError
@@ -16,19 +17,13 @@ from benchsel.store import MIGRATIONS, RunRecord, Store, StoredResult
 
 
 def record(run_id: str, key: str = "k", created: str = "2026-11-23T10:00:00+00:00") -> RunRecord:
-    return RunRecord(
-        id=run_id,
+    return run_record(
+        ("gemma3:4b", "gemma4:e2b"),
+        run_id=run_id,
         run_key=key,
         created_at=created,
-        evalset_name="extraction-v1",
-        evalset_hash="h",
-        evalset_path="/x",
-        backend="ollama",
         host="http://127.0.0.1:11434",
-        models=("gemma3:4b", "gemma4:e2b"),
-        repeats=1,
         options={"num_ctx": 4096},
-        benchsel_version="0.1.0",
         hardware={"cpus": 2},
     )
 

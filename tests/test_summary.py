@@ -5,9 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from helpers import run_record
 
 from benchsel.evalset import load_evalset
-from benchsel.store import RunRecord, Store, StoredResult
+from benchsel.store import Store, StoredResult
 from benchsel.summary import short_name, summarize_run
 
 
@@ -32,9 +33,8 @@ def test_two_files_with_one_stem_keep_their_folder(tmp_path: Path) -> None:
     models = ("/a/base/model.gguf", "/a/tuned/model.gguf", "/x/one/solo.gguf")
     with Store(tmp_path / "r.sqlite") as store:
         store.create_run(
-            RunRecord("r1", "k", "2026-11-30T05:00:00", evalset.name, evalset.content_hash, str(evalset.path),
-                      "llamacpp", "local", models, 1, {}, "0.1.0")
-        )  # fmt: skip
+            run_record(models, evalset, created_at="2026-11-30T05:00:00", backend="llamacpp", host="local")
+        )
         for model in models:
             store.add_result(
                 StoredResult("r1", model, evalset.cases[0].id, 0, model, None, "rejected:http_400")

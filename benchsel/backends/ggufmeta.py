@@ -15,6 +15,8 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel
+
 from benchsel.defaults import cache_dir
 from benchsel.digest import sha256_file
 from benchsel.errors import UsageError
@@ -46,7 +48,7 @@ _FILE_TYPES: dict[int, str] = {
     32: "BF16", 36: "TQ1_0", 37: "TQ2_0", 38: "MXFP4_MOE",
 }  # fmt: skip
 
-_memory: dict[tuple[str, int, int], dict[str, Any]] = {}
+_memory: dict[tuple[str, int, int], _CacheEntry] = {}
 _lock = threading.Lock()
 
 
@@ -69,16 +71,16 @@ def parameter_size(count: int | None) -> str | None:
 
 def read_model_info(path: Path) -> dict[str, Any]:
     """GGUF key/values of ``path`` as Ollama's ``model_info``, with ``general.parameter_count`` filled in."""
-    return dict(_cached(Path(path))["model_info"])
+    return dict(_cached(Path(path)).model_info)
 
 
 def file_sha256(path: Path) -> str:
     """Hex sha256 of the file, computed once per (path, size, mtime)."""
     entry = _cached(Path(path))
-    if "sha256" not in entry:
-        entry["sha256"] = sha256_file(path)
-        _save(Path(path), entry)
-    return str(entry["sha256"])
+    if entry.sha256 is None:
+        entry.sha256 = sha256_file(path)
+        _save(entry)
+    return entry.sha256
 
 
 def snapshot_from_gguf(name: str, path: Path, *, backend: str) -> ModelSnapshot:
@@ -124,36 +126,51 @@ def _cache_file(key: tuple[str, int, int]) -> Path:
     return cache_dir() / "gguf" / f"{name}.json"
 
 
-def _cached(path: Path) -> dict[str, Any]:
+class _CacheEntry(BaseModel):
+    """One cache file: the metadata (and, once asked for, the sha256) of the GGUF at ``path`` as it
+    was at ``size`` and ``mtime_ns``."""
+
+    path: str
+    size: int
+    mtime_ns: int
+    version: int
+    model_info: dict[str, Any]
+    sha256: str | None = None
+
+    def key(self) -> tuple[str, int, int]:
+        return (self.path, self.size, self.mtime_ns)
+
+
+def _cached(path: Path) -> _CacheEntry:
     key = _key(path)
     with _lock:
         if key in _memory:
             return _memory[key]
         entry = _load(key)
         if entry is None:
-            entry = {"path": key[0], "size": key[1], "mtime_ns": key[2], "version": _CACHE_VERSION}
-            entry["model_info"] = _parse(path)
-            _memory[key] = entry
-            _save(path, entry)
+            entry = _CacheEntry(
+                path=key[0], size=key[1], mtime_ns=key[2], version=_CACHE_VERSION, model_info=_parse(path)
+            )
+            _save(entry)
         _memory[key] = entry
         return entry
 
 
-def _load(key: tuple[str, int, int]) -> dict[str, Any] | None:
+def _load(key: tuple[str, int, int]) -> _CacheEntry | None:
+    """The cache file of ``key``; None when there is none, or it is unreadable, stale or another version's."""
     try:
-        entry = json.loads(_cache_file(key).read_text())
-    except (OSError, ValueError):
+        entry = _CacheEntry.model_validate(json.loads(_cache_file(key).read_text()))
+    except (OSError, ValueError):  # pydantic's ValidationError is a ValueError
         return None
-    same = [entry.get("path"), entry.get("size"), entry.get("mtime_ns"), entry.get("version")]
-    return entry if same == [*key, _CACHE_VERSION] else None
+    return entry if entry.key() == key and entry.version == _CACHE_VERSION else None
 
 
-def _save(path: Path, entry: dict[str, Any]) -> None:
-    target = _cache_file((entry["path"], entry["size"], entry["mtime_ns"]))
+def _save(entry: _CacheEntry) -> None:
+    target = _cache_file(entry.key())
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
-        tmp.write_text(json.dumps(entry))
+        tmp.write_text(json.dumps(entry.model_dump(exclude_none=True)))
         os.replace(tmp, target)
     except OSError:
         pass  # a read-only home only costs speed

@@ -273,7 +273,8 @@ class OllamaBackend:
     def close(self) -> None:
         self._channel.close()
         for client in self._clients.values():
-            client.close()
+            close: Callable[[], None] = client.close  # ollama's Client.close carries no annotations
+            close()
         self._clients.clear()
         if self._owns_http:
             self._http.close()

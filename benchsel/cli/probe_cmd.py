@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from benchsel.cli.render import db_option
+from benchsel.cli.options import db_option
 
 if TYPE_CHECKING:
     from rich.console import Console

@@ -1,14 +1,11 @@
-"""What the commands share: the console, the results table, formatting helpers and common options."""
+"""What the commands share in their output: the console, the results table, formatting helpers."""
 
 from __future__ import annotations
 
 import io
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
-
-import click
+from typing import TYPE_CHECKING
 
 from benchsel.defaults import MOSTLY_THINKING
 from benchsel.scoring.registry import get_metric
@@ -22,61 +19,6 @@ if TYPE_CHECKING:
 
 
 MIN_WIDTH = 150
-
-db_option = click.option(
-    "--db",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Run store (default: $BENCHSEL_DB or reports/benchsel.sqlite).",
-)
-"""The run store option every command that reads or writes runs shares."""
-
-
-def backend_options(command: Any = None, *, several_hosts: bool = False) -> Any:
-    """--backend, --host and --base-url: where the models are served (``several_hosts``: --host repeats)."""
-    if command is None:
-        return lambda command: backend_options(command, several_hosts=several_hosts)
-    command = click.option("--base-url", help="OpenAI-compatible server URL, e.g. http://127.0.0.1:8080/v1.")(
-        command
-    )
-    host_help = "Ollama host (default: $OLLAMA_HOST or http://127.0.0.1:11434)."
-    if several_hosts:
-        host_help += " Repeat to spread the models over several: [NAME=][ollama:|openai:]URL."
-    command = click.option("--host", multiple=several_hosts, help=host_help)(command)
-    return click.option(
-        "--backend",
-        type=click.Choice(["auto", "ollama", "openai", "llamacpp"]),
-        default="auto",
-        show_default=True,
-        help="auto: Ollama when it answers at OLLAMA_HOST, else the embedded llama.cpp engine.",
-    )(command)
-
-
-class Bounded(click.ParamType):
-    """A numeric option checked against benchsel.bounds: out of range is one "Error: ..." line
-    (a benchsel UsageError, exit 2), the same line the library call gives."""
-
-    def __init__(self, key: str, words: tuple[str, ...] = ()) -> None:
-        from benchsel.bounds import RUN_BOUNDS
-
-        self.bound = RUN_BOUNDS[key]
-        self.words = words  # values taken as they are, such as -j auto
-        self.name = "integer" if self.bound.integer else "float"
-
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
-        from benchsel.errors import UsageError
-
-        if isinstance(value, str) and value.strip().lower() in self.words:
-            return value.strip().lower()
-        if isinstance(value, str):
-            try:
-                value = int(value) if self.bound.integer else float(value)
-            except ValueError:
-                also = "".join(f" or '{word}'" for word in self.words)
-                raise UsageError(
-                    f"{self.bound.option} {value!r}: must be {self.bound.describe()}{also}"
-                ) from None
-        self.bound.check(value)
-        return value
 
 
 def console(stderr: bool = False) -> Console:

@@ -8,21 +8,14 @@ from typing import Any
 
 import click
 
-from benchsel import defaults
-from benchsel.cli.render import db_option
-from benchsel.cli.select_cmd import (
+from benchsel.cli.options import (
     CONSTRAINT_FIELDS,
     constraint_options,
     constraint_values,
+    db_option,
     given_on_command_line,
-)
-
-_out_option = click.option(
-    "--out",
-    type=click.Path(path_type=Path),
-    default=defaults.OUT_DIR,
-    show_default=True,
-    help="Report directory.",
+    other_evalset_option,
+    report_dir_option,
 )
 
 
@@ -36,9 +29,9 @@ _out_option = click.option(
     help="Files to write, comma-separated: md, html, json, csv (json: metrics with intervals; csv: "
     "models.csv and cases.csv).",
 )
-@_out_option
+@report_dir_option
 @db_option
-@click.option("--evalset", help="Score against this eval set instead of the run's own.")
+@other_evalset_option
 @constraint_options(
     "GPU memory to deploy on, e.g. 8GiB (default: the run's selection.json, else not checked)."
 )
@@ -93,7 +86,7 @@ def report(
 @click.argument("run_a")
 @click.argument("run_b")
 @click.option("--format", "formats", default="md", show_default=True, help="md, html or md,html.")
-@_out_option
+@report_dir_option
 @db_option
 @click.option(
     "--fail-if-regress",

@@ -9,7 +9,14 @@ import click
 
 from benchsel import defaults
 from benchsel.cli import render
-from benchsel.cli.options import HiddenAliasOption, config_option
+from benchsel.cli.options import (
+    Bounded,
+    HiddenAliasOption,
+    backend_options,
+    config_option,
+    db_option,
+    report_dir_option,
+)
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -108,7 +115,7 @@ class ProgressPrinter:
 @click.option(
     "--evalset", "-e", default=defaults.EVALSET, show_default=True, help="Bundled eval set name or directory."
 )
-@render.backend_options(several_hosts=True)
+@backend_options(several_hosts=True)
 @click.option(
     "--hosts",
     "hosts_file",
@@ -144,12 +151,12 @@ class ProgressPrinter:
     help="Thinking for capable models (auto: the model's default).",
 )
 @click.option(
-    "--repeats", type=render.Bounded("repeats"), default=1, show_default=True, help="Times each case is sent."
+    "--repeats", type=Bounded("repeats"), default=1, show_default=True, help="Times each case is sent."
 )
 @click.option(
     "-j",
     "--concurrency",
-    type=render.Bounded("concurrency", words=("auto",)),
+    type=Bounded("concurrency", words=("auto",)),
     default="1",
     show_default=True,
     help="Concurrent requests per model, also the embedded engine's slots; 'auto' picks for the hardware.",
@@ -157,14 +164,14 @@ class ProgressPrinter:
 @click.option(
     "--timeout",
     "timeout_s",
-    type=render.Bounded("timeout_s"),
+    type=Bounded("timeout_s"),
     default=300.0,
     show_default=True,
     help="Seconds per request (above 0).",
 )
 @click.option(
     "--retries",
-    type=render.Bounded("retries"),
+    type=Bounded("retries"),
     default=3,
     show_default=True,
     help="Retries for transport failures only.",
@@ -174,28 +181,26 @@ class ProgressPrinter:
     "-c",
     "--ctx-size",
     "num_ctx",
-    type=render.Bounded("num_ctx"),
+    type=Bounded("num_ctx"),
     help="Context length (default: the eval set's; -c/--ctx-size as in llama.cpp).",
 )
 @click.option(
     "--num-predict",
     "-n",
     "num_predict",
-    type=render.Bounded("num_predict"),
+    type=Bounded("num_predict"),
     help="Token limit per reply (default: the eval set's).",
 )
 @click.option(
     "--temperature",
-    type=render.Bounded("temperature"),
+    type=Bounded("temperature"),
     help="Sampling temperature (default: the eval set's, 0).",
 )
 @click.option("--seed", type=int, help="Sampling seed (default: the eval set's).")
-@click.option(
-    "--limit", type=render.Bounded("limit"), help="Only the first N cases (a quick look; at least 1)."
-)
+@click.option("--limit", type=Bounded("limit"), help="Only the first N cases (a quick look; at least 1).")
 @click.option(
     "--threads",
-    type=render.Bounded("threads"),
+    type=Bounded("threads"),
     help="CPU threads for the embedded engine (default: one per physical core).",
 )
 @click.option(
@@ -211,14 +216,8 @@ class ProgressPrinter:
 )
 @click.option("--fresh", is_flag=True, help="Ignore stored replies and send everything again.")
 @click.option("--pull", is_flag=True, help="Pull models Ollama does not have yet.")
-@render.db_option
-@click.option(
-    "--out",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=defaults.OUT_DIR,
-    show_default=True,
-    help="Report directory.",
-)
+@db_option
+@report_dir_option
 @click.option("--no-report", is_flag=True, help="Do not write report.md / report.html.")
 @config_option
 def run(**kwargs: Any) -> None:
@@ -291,7 +290,7 @@ def _write_report(summary: Any, out: Path) -> list[Path]:
 
 
 @click.command()
-@render.db_option
+@db_option
 @click.option("--limit", default=20, show_default=True, help="How many runs to list.")
 def runs(db: Path | None, limit: int) -> None:
     """List stored runs, newest first. Any command that takes RUN_ID also takes `latest`.

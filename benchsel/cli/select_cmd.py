@@ -3,15 +3,23 @@ backend can serve, with its estimated VRAM)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
 
-from benchsel import defaults
-from benchsel.cli.render import backend_options, db_option
-from benchsel.errors import UsageError
+from benchsel.cli.options import (
+    CONSTRAINT_FIELDS,
+    KV_CACHE_TYPES,
+    backend_options,
+    constraint_options,
+    constraint_values,
+    db_option,
+    num_ctx_option,
+    other_evalset_option,
+    report_dir_option,
+)
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -21,18 +29,6 @@ if TYPE_CHECKING:
     from benchsel.selection import Candidate, Ranking, Selection
 
 RANKING_TITLES = {"trainable_potential": "Trainable potential", "deploy_now": "Deploy now"}
-
-
-def _bytes_option(option: str, value: str | None) -> int | None:
-    """A size option in bytes; a bad one is an error that names the option and shows the units."""
-    from benchsel.hardware import parse_bytes
-
-    if value is None:
-        return None
-    try:
-        return parse_bytes(value)
-    except UsageError as exc:
-        raise UsageError(f"{option}: {exc}") from None
 
 
 def _console() -> Console:
@@ -54,115 +50,12 @@ def resolve_vram(vram: str | None, echo: Callable[[str], None]) -> int:
     return budget
 
 
-KV_CACHE_TYPES = ["f16", "bf16", "f32", "q8_0", "q4_0"]
-# option name -> Constraints field; the sizes are parsed from strings such as 8GiB
-CONSTRAINT_FIELDS = {
-    "vram": "vram_bytes",
-    "reserve": "reserve_bytes",
-    "num_ctx": "num_ctx",
-    "parallel": "parallel",
-    "kv_cache": "kv_cache",
-    "margin": "margin_bytes",
-    "min_tps": "min_tps",
-    "train_vram": "train_vram_bytes",
-    "method": "method",
-}
-SIZE_OPTIONS = frozenset({"vram", "reserve", "margin", "train_vram"})
-
-
-def num_ctx_option(what: str) -> Callable[[Any], Any]:
-    """--num-ctx with llama.cpp's -c/--ctx-size aliases; ``what`` says what the context is for."""
-    return click.option(
-        "--num-ctx",
-        "-c",
-        "--ctx-size",
-        "num_ctx",
-        type=int,
-        default=defaults.NUM_CTX,
-        show_default=True,
-        help=f"{what} (-c/--ctx-size as in llama.cpp).",
-    )
-
-
-def constraint_options(vram_help: str) -> Callable[[Any], Any]:
-    """The constraint and weight options `select` and `report` share (one definition, one help text)."""
-    options = (
-        click.option("--vram", help=vram_help),
-        click.option(
-            "--reserve", default="0", show_default=True, help="Memory kept for models that stay loaded."
-        ),
-        num_ctx_option("Planned context per request"),
-        click.option("--parallel", type=int, default=1, show_default=True, help="Planned parallel requests."),
-        click.option(
-            "--kv-cache",
-            type=click.Choice(KV_CACHE_TYPES),
-            default="f16",
-            show_default=True,
-            help="KV cache type (OLLAMA_KV_CACHE_TYPE).",
-        ),
-        click.option(
-            "--margin",
-            default="1GiB",
-            show_default=True,
-            help="Free VRAM llama.cpp keeps (added to estimates).",
-        ),
-        click.option("--min-tps", type=float, help="Exclude models decoding slower than this (tokens/s)."),
-        click.option(
-            "--train-vram", help="Training GPU memory, e.g. 16GiB: excludes bases that cannot train."
-        ),
-        click.option(
-            "--method",
-            type=click.Choice(["lora", "qlora"]),
-            default="lora",
-            show_default=True,
-            help="Training method --train-vram is checked for.",
-        ),
-        click.option(
-            "--weights", "weights_file", type=click.Path(path_type=Path), help="TOML or JSON weights file."
-        ),
-        click.option(
-            "--weight", "weight_pairs", multiple=True, help="Override one weight: NAME=VALUE (repeatable)."
-        ),
-    )
-
-    def decorate(command: Any) -> Any:
-        for option in reversed(options):
-            command = option(command)
-        return command
-
-    return decorate
-
-
-def constraint_values(options: Mapping[str, Any], names: Iterable[str] = CONSTRAINT_FIELDS) -> dict[str, Any]:
-    """Constraints fields from the options' values (sizes parsed), for the option ``names`` given."""
-    return {
-        CONSTRAINT_FIELDS[name]: _bytes_option(f"--{name.replace('_', '-')}", options[name])
-        if name in SIZE_OPTIONS
-        else options[name]
-        for name in names
-    }
-
-
-def given_on_command_line(ctx: click.Context, names: Iterable[str]) -> list[str]:
-    """The option names the user typed (or set in the environment / a config file), not defaults."""
-    from click.core import ParameterSource
-
-    typed = {ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT, ParameterSource.DEFAULT_MAP}
-    return [name for name in names if ctx.get_parameter_source(name) in typed]
-
-
 @click.command()
 @click.argument("run_id")
 @constraint_options("GPU memory to deploy on, e.g. 8GiB (default: the detected GPU).")
-@click.option(
-    "--out",
-    type=click.Path(path_type=Path),
-    default=defaults.OUT_DIR,
-    show_default=True,
-    help="Report directory.",
-)
+@report_dir_option
 @db_option
-@click.option("--evalset", help="Score against this eval set instead of the run's own.")
+@other_evalset_option
 def select(
     run_id: str,
     weights_file: Path | None,

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from benchsel import defaults
-from benchsel.cli.render import db_option
+from benchsel.cli.options import db_option
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 
     from benchsel.loop import LoopOutcome
     from benchsel.train.lora import TrainProgress, TrainSettings
+    from benchsel.train.pipeline import TrainPlan
 
 FORMAT_CHOICES = ("auto", "chat", "sharegpt", "alpaca", "evalset")
 # CLI flag -> TrainSettings field
@@ -143,7 +144,7 @@ def _settings(options: dict[str, Any]) -> TrainSettings:
     return TrainSettings.merged(options["config"], overrides, names)
 
 
-def _plan(options: dict[str, Any]) -> Any:
+def _plan(options: dict[str, Any]) -> TrainPlan:
     from benchsel.train.pipeline import TrainPlan
 
     return TrainPlan(
@@ -196,7 +197,7 @@ def _eta(seconds: float | None) -> str:
     return f"{minutes}:{secs:02d}"
 
 
-def _run_with_progress(plan: Any, console: Console) -> LoopOutcome:
+def _run_with_progress(plan: TrainPlan, console: Console) -> LoopOutcome:
     """Training under a training bar; the evaluation afterwards under one bar per benchmarked model."""
 
     from benchsel.cli.run_cmd import ProgressPrinter, run_progress

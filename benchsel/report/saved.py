@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,33 +24,19 @@ class SavedSelection:
     path: Path
     constraints: Constraints
     weights: Weights
-    evalset_hash: str | None
+    evalset_hash: str
 
 
 def saved_selection(out_dir: str | Path, run_id: str) -> SavedSelection | None:
-    """``<out_dir>/<run_id>/selection.json`` read back; None when there is none."""
-    from benchsel.selection import Constraints, Weights
+    """``<out_dir>/<run_id>/selection.json`` read back (the typed, versioned record); None when there
+    is none."""
+    from benchsel.selection import read_selection
 
     path = Path(out_dir) / run_id / SELECTION_FILE
     if not path.is_file():
         return None
-    fix = f"write it again with `benchsel select {run_id}` or delete it"
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise UsageError(f"{path}: cannot be read ({exc}) - {fix}") from None
-    if not isinstance(data, dict) or not all(
-        isinstance(data.get(k), dict) for k in ("constraints", "weights")
-    ):
-        raise UsageError(f"{path}: holds no constraints and weights - {fix}")
-    try:
-        constraints = Constraints.of(**data["constraints"])
-        weights = Weights.of(**data["weights"])
-    except UsageError as exc:
-        raise UsageError(f"{path}: {exc} - {fix}") from None
-    evalset = data.get("evalset")
-    digest = evalset.get("hash") if isinstance(evalset, dict) else None
-    return SavedSelection(path, constraints, weights, digest if isinstance(digest, str) else None)
+    record = read_selection(path, fix=f"write it again with `benchsel select {run_id}` or delete it")
+    return SavedSelection(path, record.constraints, record.weights, record.evalset.hash)
 
 
 def report_selection(
@@ -70,7 +55,7 @@ def report_selection(
     base: dict[str, Any] = {}
     weights = DEFAULT_WEIGHTS
     saved = saved_selection(out_dir, summary.run.id)
-    if saved is not None and saved.evalset_hash not in (None, summary.evalset.content_hash):
+    if saved is not None and saved.evalset_hash != summary.evalset.content_hash:
         notes.append(f"not using {saved.path}: it ranked another version of the eval set")
     elif saved is not None:
         base, weights = saved.constraints.model_dump(), saved.weights

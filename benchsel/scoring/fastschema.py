@@ -84,6 +84,13 @@ class _Writer:
     def _fail_unless(self, depth: int, condition: str) -> None:
         self._emit(depth, f"if not ({condition}): return False")
 
+    def _length_within(self, v: str, low: Any, high: Any, depth: int) -> None:
+        """minItems/maxItems, minLength/maxLength: ``low`` 0 or absent and ``high`` None check nothing."""
+        if low:
+            self._fail_unless(depth, f"len({v}) >= {int(low)}")
+        if high is not None:
+            self._fail_unless(depth, f"len({v}) <= {int(high)}")
+
     def schema(self, schema: Any, v: str, depth: int) -> None:
         if schema is True:
             return
@@ -151,10 +158,7 @@ class _Writer:
             return
         self._emit(depth, f"if isinstance({v}, list):")
         self._emit(depth + 1, "pass")
-        if min_items:
-            self._fail_unless(depth + 1, f"len({v}) >= {int(min_items)}")
-        if max_items is not None:
-            self._fail_unless(depth + 1, f"len({v}) <= {int(max_items)}")
+        self._length_within(v, min_items, max_items, depth + 1)
         if "items" in schema:
             item = self._name("i")
             self._emit(depth + 1, f"for {item} in {v}:")
@@ -168,10 +172,7 @@ class _Writer:
             return
         self._emit(depth, f"if isinstance({v}, str):")
         self._emit(depth + 1, "pass")
-        if min_length:
-            self._fail_unless(depth + 1, f"len({v}) >= {int(min_length)}")
-        if max_length is not None:
-            self._fail_unless(depth + 1, f"len({v}) <= {int(max_length)}")
+        self._length_within(v, min_length, max_length, depth + 1)
         if pattern is not None:
             name = self._name("PATTERN")
             self.constants[name] = re.compile(pattern)

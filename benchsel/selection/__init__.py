@@ -27,6 +27,7 @@ from benchsel.selection.record import (
     SelectionRecord,
     evalset_for_training,
     load_selection,
+    read_selection,
     write_selection,
 )
 
@@ -54,6 +55,7 @@ __all__ = [
     "load_weights",
     "metric_values",
     "parse_weight_overrides",
+    "read_selection",
     "select",
     "write_selection",
 ]

@@ -73,7 +73,9 @@ def vram_of(
     if measured is not None and estimate is not None and run_num_ctx not in (None, c.num_ctx):
         notes.append(f"measured at num_ctx {run_num_ctx}, not {c.num_ctx}: the estimate is used")
         measured = None
-    if measured is not None and measured.spilled_to_cpu:
+    if measured is not None and measured.on_cpu_only:
+        notes.append("on the CPU when measured (nothing in VRAM)")
+    elif measured is not None and measured.spilled_to_cpu:
         notes.append(
             f"partly on CPU when measured ({hardware.format_bytes(measured.size_vram_bytes)} in VRAM)"
         )

@@ -17,6 +17,7 @@ from pydantic import (
     model_validator,
 )
 
+from benchsel import jsonio
 from benchsel.errors import UsageError
 from benchsel.evalset import EvalSet
 from benchsel.selection.options import Constraints, RankingName, Weights
@@ -222,35 +223,43 @@ def _migrate_ranking_v1(ranking: Any) -> Any:
     return out
 
 
-def load_selection(path: str | Path) -> SelectionRecord:
-    """Read and validate a ``selection.json`` (migrating an older layout), and check that it names a
-    training winner. Any problem is one UsageError naming the file and the field."""
+REWRITE = "write it again with `benchsel select RUN_ID`"
+
+
+def read_selection(path: str | Path, fix: str = REWRITE) -> SelectionRecord:
+    """Read and validate a ``selection.json``, migrating an older layout. Any problem is one UsageError
+    naming the file and the field, and ending in ``fix``."""
     path = Path(path)
-    redo = "write it again with `benchsel select RUN_ID`"
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        raw = path.read_bytes()
     except OSError as exc:
         raise UsageError(
             f"{path}: cannot be read ({exc.strerror}) - run `benchsel select RUN_ID` first"
         ) from None
-    except (ValueError, RecursionError) as exc:
-        raise UsageError(f"{path}: not valid JSON ({exc}) - {redo}") from None
+    text = jsonio.decode(raw.removeprefix(jsonio.BOM), str(path))
+    data = jsonio.loads(text, str(path), whole_file=True, hint=fix)
     if not isinstance(data, dict):
-        raise UsageError(f"{path}: not a selection.json (a JSON object is expected) - {redo}")
+        raise UsageError(f"{path}: not a selection.json (a JSON object is expected) - {fix}")
     version = data.get("version")
     if version not in (1, SELECTION_VERSION):
         raise UsageError(
             f"{path}: version {version!r} is not a selection.json layout this benchsel reads "
-            f"(1 or {SELECTION_VERSION}) - {redo}"
+            f"(1 or {SELECTION_VERSION}) - {fix}"
         )
     try:
-        record = SelectionRecord.model_validate(migrate_selection(data))
+        return SelectionRecord.model_validate(migrate_selection(data))
     except ValidationError as exc:
         err = exc.errors()[0]
         where = ".".join(str(p) for p in err["loc"]) or "the file"
         message = str(err["msg"]).removeprefix("Value error, ")
         got = f" (got {_short_repr(err['input'])})" if err["loc"] else ""
-        raise UsageError(f"{path}: {where}: {message}{got} - {redo}") from None
+        raise UsageError(f"{path}: {where}: {message}{got} - {fix}") from None
+
+
+def load_selection(path: str | Path) -> SelectionRecord:
+    """A ``selection.json`` to train from: read as :func:`read_selection` does, and refused when it
+    names no training winner."""
+    record = read_selection(path)
     if not record.winners.train:
         ranking = record.rankings.get("trainable_potential")
         why = ranking.no_winner if isinstance(ranking, RankingRecord) else None

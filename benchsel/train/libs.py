@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 __all__ = ["quiet_training_libraries"]
 
@@ -17,12 +18,16 @@ def quiet_training_libraries() -> Iterator[None]:
     import datasets
     import transformers
 
+    # transformers' progress-bar switches carry no annotations: typed here, where benchsel calls them
+    disable_transformers_bars: Callable[[], None] = transformers.utils.logging.disable_progress_bar
+    enable_transformers_bars: Callable[[], None] = transformers.utils.logging.enable_progress_bar
+
     verbosity = transformers.logging.get_verbosity()
-    transformers.logging.set_verbosity_error()
+    transformers.logging.set_verbosity(logging.ERROR)
     bars_were_on = datasets.is_progress_bar_enabled()
     datasets.disable_progress_bars()
     transformers_bars_were_on = transformers.utils.logging.is_progress_bar_enabled()
-    transformers.utils.logging.disable_progress_bar()
+    disable_transformers_bars()
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FutureWarning)
@@ -34,4 +39,4 @@ def quiet_training_libraries() -> Iterator[None]:
         if bars_were_on:
             datasets.enable_progress_bars()
         if transformers_bars_were_on:
-            transformers.utils.logging.enable_progress_bar()
+            enable_transformers_bars()

@@ -181,14 +181,17 @@ def load_model_for_training(hf_dir: Path, settings: TrainSettings) -> tuple[Any,
         return AutoModelForCausalLM.from_pretrained(hf_dir, dtype=dtype), False
     from peft import prepare_model_for_kbit_training
 
-    quant = BitsAndBytesConfig(
+    # neither carries annotations (transformers 5, peft 0.x): typed here, where benchsel calls them
+    quant_config: Callable[..., Any] = BitsAndBytesConfig
+    prepare_for_kbit: Callable[[Any], Any] = prepare_model_for_kbit_training
+    quant = quant_config(
         load_in_4bit=True,
         bnb_4bit_quant_type="nf4",
         bnb_4bit_use_double_quant=True,
         bnb_4bit_compute_dtype=dtype,
     )
     model = AutoModelForCausalLM.from_pretrained(hf_dir, quantization_config=quant, dtype=dtype)
-    return prepare_model_for_kbit_training(model), True
+    return prepare_for_kbit(model), True
 
 
 def _rendered(examples: Sequence[Any], tokenizer: Any, max_seq_len: int) -> list[dict[str, list[int]]]:
@@ -350,13 +353,7 @@ def current_memory_bytes() -> int:
 
     if torch.cuda.is_available():
         return int(torch.cuda.memory_allocated())
-    try:
-        for line in Path("/proc/self/status").read_text(encoding="ascii").splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return 0
+    return _proc_status_bytes("VmRSS") or 0
 
 
 def peak_memory_bytes() -> int:
@@ -365,13 +362,22 @@ def peak_memory_bytes() -> int:
 
     if torch.cuda.is_available():
         return int(torch.cuda.max_memory_allocated())
+    peak = _proc_status_bytes("VmHWM")
+    if peak is not None:
+        return peak
+    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024  # Linux reports KiB
+
+
+def _proc_status_bytes(key: str) -> int | None:
+    """A memory figure of /proc/self/status (``VmRSS``, ``VmHWM``: kB there) in bytes; None where
+    /proc is missing."""
     try:
         for line in Path("/proc/self/status").read_text(encoding="ascii").splitlines():
-            if line.startswith("VmHWM:"):
+            if line.startswith(f"{key}:"):
                 return int(line.split()[1]) * 1024
     except OSError:
         pass
-    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024  # Linux reports KiB
+    return None
 
 
 def train_lora(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+from collections.abc import Callable
 from pathlib import Path
 
 from benchsel.errors import MissingExtra
@@ -66,7 +67,9 @@ def build_tiny_tokenizer(vocab_size: int = 512, seed: int = 0) -> object:
         show_progress=False,
     )
     tokenizer.train_from_iterator(extraction_corpus(seed=seed), trainer=trainer)
-    fast = PreTrainedTokenizerFast(
+    # its constructor carries no annotations (transformers 5): typed here, where benchsel calls it
+    wrap: Callable[..., PreTrainedTokenizerFast] = PreTrainedTokenizerFast
+    fast = wrap(
         tokenizer_object=tokenizer,
         bos_token="<|im_start|>",
         eos_token="<|im_end|>",
