@@ -61,8 +61,10 @@ bench:  ## speed benchmarks; results go into docs/performance.md
 loop:  ## the whole loop on the CPU with the real SmolLM2-135M (slow: run by hand)
 	$(PYTHON) benchmarks/loop.py
 
-study:  ## the decision study on the real CPU candidates, written to docs/decision-validity.md (hours: run by hand)
-	$(PYTHON) benchmarks/decision_study.py
+study:  ## the decision study on the real CPU candidates, written to docs/decision-validity.md (70 min: run by hand)
+	$(PYTHON) benchmarks/decision_study.py --models smollm2:135m,gemma3:270m,qwen2.5-coder:0.5b \
+	  --cases 40 --probe-steps 2 --full-steps 10 --batch 2 --grad-accum 1 --learning-rate 1e-3 \
+	  --no-checkpointing --num-predict 256 --seed 0
 
 clean:
 	rm -rf reports build dist .pytest_cache .mypy_cache .ruff_cache

@@ -49,8 +49,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--evalset", default=DEFAULT_EVALSET)
     p.add_argument("--cases", type=int, help="Use the first N cases of the eval set [all].")
     p.add_argument("--probe-fraction", type=float, default=0.5, help="Share of the cases in the probe split.")
-    # CPU defaults sized on a shared 2-core machine (about 15 s per example-step for the 135M and 270M
-    # models, more for 0.5B): 16 examples for the pilot, 80 for the full LoRA.
+    # `make study` passes the budgets of the recorded run (docs/decision-validity.md): 2 and 10 steps of 2
+    # examples, about 70 minutes on 2 cores. These defaults are 4x that; size them with --size first.
     p.add_argument("--probe-steps", type=int, default=4, help="Pilot LoRA steps.")
     p.add_argument("--full-steps", type=int, default=20, help="Full LoRA steps (>= 5x --probe-steps).")
     p.add_argument("--shots", type=int, default=3, help="Worked examples in the few-shot probe.")
