@@ -7,6 +7,8 @@ from typing import Any
 
 import click
 
+from benchsel.errors import UsageError
+
 
 class HiddenAliasOption(click.Option):
     """An option whose ``hidden_aliases`` still work but are left out of --help (old spellings)."""
@@ -60,3 +62,15 @@ def config_option(command: Any) -> Any:
         callback=_load_config,
         help="TOML file with any of these options as keys (docs/run-config.md); the command line wins.",
     )(command)
+
+
+def bytes_option(option: str, value: str | None) -> int | None:
+    """A size option in bytes; a bad one is an error that names the option and shows the units."""
+    from benchsel.hardware import parse_bytes
+
+    if value is None:
+        return None
+    try:
+        return parse_bytes(value)
+    except UsageError as exc:
+        raise UsageError(f"{option}: {exc}") from None

@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from benchsel import defaults
+from benchsel.cli.options import bytes_option
 from benchsel.cli.render import backend_options, db_option
-from benchsel.errors import UsageError
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -21,18 +21,6 @@ if TYPE_CHECKING:
     from benchsel.selection import Candidate, Ranking, Selection
 
 RANKING_TITLES = {"trainable_potential": "Trainable potential", "deploy_now": "Deploy now"}
-
-
-def _bytes_option(option: str, value: str | None) -> int | None:
-    """A size option in bytes; a bad one is an error that names the option and shows the units."""
-    from benchsel.hardware import parse_bytes
-
-    if value is None:
-        return None
-    try:
-        return parse_bytes(value)
-    except UsageError as exc:
-        raise UsageError(f"{option}: {exc}") from None
 
 
 def _console() -> Console:
@@ -136,7 +124,7 @@ def constraint_options(vram_help: str) -> Callable[[Any], Any]:
 def constraint_values(options: Mapping[str, Any], names: Iterable[str] = CONSTRAINT_FIELDS) -> dict[str, Any]:
     """Constraints fields from the options' values (sizes parsed), for the option ``names`` given."""
     return {
-        CONSTRAINT_FIELDS[name]: _bytes_option(f"--{name.replace('_', '-')}", options[name])
+        CONSTRAINT_FIELDS[name]: bytes_option(f"--{name.replace('_', '-')}", options[name])
         if name in SIZE_OPTIONS
         else options[name]
         for name in names
