@@ -345,9 +345,14 @@ class _RayRun:
         kinds = "+".join(sorted({snapshot.backend for snapshot in snapshots.values()}))
         names = cast(Backend, BackendNames(kinds))
         key = runner.run_key(self.spec, names, digests)
+        with self.store.lease(key):  # one process per command and store, as for a local run
+            return self._run_leased(key, names, snapshots)
+
+    def _run_leased(self, key: str, names: Backend, snapshots: dict[str, ModelSnapshot]) -> RunRecord:
         record, resumed = runner.open_run(
             self.spec, key, names, self.store, f"ray:{self.address}", self.hardware
         )
+        self.store.attach_lease(key, record.id)
         self.record = record
         self.emit(RunStarted(record, resumed))
         self.store.set_status(record.id, "running")
