@@ -50,11 +50,23 @@ def test_an_address_nothing_answers_at_is_one_line_at_once() -> None:
     assert "`ray start --head`" in line
 
 
-def test_a_fewshot_probe_of_an_openai_served_run_is_refused_on_ray() -> None:
-    summary = SimpleNamespace(run=SimpleNamespace(id="r1", backend="openai"))
+def _cluster(monkeypatch: pytest.MonkeyPatch, *nodes: dict[str, Any]) -> None:
+    fake = SimpleNamespace(nodes=lambda: list(nodes))
+    monkeypatch.setattr(raymode, "_ray", lambda: fake)
+
+
+def test_before_any_work_a_probe_the_cluster_cannot_run_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    _cluster(monkeypatch, {"Alive": True, "Resources": {"CPU": 2.0, "memory": 8 * 1024**3}})
+    summary: Any = SimpleNamespace(run=SimpleNamespace(id="r1", backend="openai"))
     with pytest.raises(UsageError, match="run r1 was served by openai: with --ray each node serves"):
-        onray.check_node_engine(ProbePlan("r1", "fewshot", ray="auto"), summary)  # type: ignore[arg-type]
-    onray.check_node_engine(ProbePlan("r1", "lora", ray="auto"), summary)  # type: ignore[arg-type]
+        onray.check_cluster(ProbePlan("r1", "fewshot", ray="auto"), summary, [])
+    big = SimpleNamespace(name="gemma3:4b", snapshot=_snapshot())  # fp32 training wants more than 8 GiB
+    with pytest.raises(UsageError, match=r"has 1 CPU, 0 GPU, .* of memory for the pilot LoRA of gemma3:4b"):
+        onray.check_cluster(ProbePlan("r1", "lora", ray="auto"), summary, [big])  # type: ignore[list-item]
+    with pytest.raises(UsageError, match="has 1 CPU, 1 GPU for the probe's benchmarks"):
+        onray.check_cluster(ProbePlan("r1", "lora", ray="auto", ray_gpus=1), summary, [])
+    small = ProbePlan("r1", "lora", ray="auto", ray_memory_bytes=4 * 1024**3)
+    onray.check_cluster(small, summary, [big])  # type: ignore[list-item]
 
 
 def _snapshot(**info: Any) -> ModelSnapshot:
@@ -75,11 +87,6 @@ def test_a_pilot_asks_for_its_gpus_and_the_memory_its_training_needs() -> None:
     assert onray.pilot_resources(ProbePlan("r", "lora", ray_memory_bytes=0), snapshot).memory_bytes is None
     shapeless = ModelSnapshot("tiny.gguf", "llamacpp", "sha256:y")  # nothing to estimate from: ask none
     assert onray.pilot_resources(ProbePlan("r", "lora"), shapeless).memory_bytes is None
-
-
-def _cluster(monkeypatch: pytest.MonkeyPatch, *nodes: dict[str, Any]) -> None:
-    fake = SimpleNamespace(nodes=lambda: list(nodes))
-    monkeypatch.setattr(raymode, "_ray", lambda: fake)
 
 
 def test_a_task_no_node_can_take_is_refused_in_one_line(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -90,7 +90,7 @@ def _probe(plan: ProbePlan, stage: StageFn) -> ProbeOutcome:
         settings=_settings_json(plan),
         split=split.to_json(),
     )
-    shots = _prerequisites(plan, summary)
+    shots = _prerequisites(plan, summary, candidates)
     with Store(plan.db) as store:
         store.save_probe(stored)
     probe_set = subset(summary.evalset, split.probe)
@@ -116,13 +116,15 @@ def _probe(plan: ProbePlan, stage: StageFn) -> ProbeOutcome:
     return outcome
 
 
-def _prerequisites(plan: ProbePlan, summary: RunSummary) -> list[tuple[str, str]]:
+def _prerequisites(
+    plan: ProbePlan, summary: RunSummary, candidates: list[ModelSummary]
+) -> list[tuple[str, str]]:
     """What every model needs, checked once before any work: the shots, or the training extra (here,
-    or on the Ray nodes, which say so when they lack it); on Ray, an engine each node can start."""
+    or on the Ray nodes, which say so when they lack it); on Ray, nodes that can take the tasks."""
     if plan.ray is not None:
-        from benchsel.probe.onray import check_node_engine
+        from benchsel.probe.onray import check_cluster
 
-        check_node_engine(plan, summary)
+        check_cluster(plan, summary, candidates)
     if plan.method == "fewshot":
         from benchsel.probe.fewshot import worked_examples
 

@@ -8,7 +8,7 @@ import contextlib
 import functools
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from benchsel.evalset import EvalSet
     from benchsel.raymode import Emit, NodeResources
     from benchsel.records import ModelSnapshot
-    from benchsel.summary import RunSummary
+    from benchsel.summary import ModelSummary, RunSummary
 
 # The engines a node starts itself; a run served by an OpenAI-compatible server has no node engine.
 NODE_ENGINES = ("auto", "llamacpp", "ollama")
@@ -36,13 +36,20 @@ def ray_session(plan: ProbePlan) -> Iterator[None]:
         yield
 
 
-def check_node_engine(plan: ProbePlan, summary: RunSummary) -> None:
-    """Refuse a few-shot probe of a run no node can serve: one an OpenAI-compatible server answered."""
+def check_cluster(plan: ProbePlan, summary: RunSummary, candidates: Sequence[ModelSummary]) -> None:
+    """Before any work: refuse a few-shot probe of a run that an OpenAI-compatible server answered (a
+    node has no such engine of its own), and tasks that no node of the cluster has the resources for."""
+    from benchsel.raymode import NodeResources, check_fits
+
     if plan.method == "fewshot" and summary.run.backend not in NODE_ENGINES:
         raise UsageError(
             f"run {summary.run.id} was served by {summary.run.backend}: with --ray each node serves with "
             "its own engine (llamacpp or ollama) - probe it without --ray"
         )
+    check_fits(NodeResources(num_gpus=plan.ray_gpus), "the probe's benchmarks")
+    if plan.method == "lora":
+        for model in candidates:
+            check_fits(pilot_resources(plan, model.snapshot), f"the pilot LoRA of {model.name}")
 
 
 def ray_backend(plan: ProbePlan, kind: str) -> dict[str, Any]:
