@@ -24,6 +24,8 @@ DEFAULT_FRACTION = 0.5
 
 @dataclass(frozen=True)
 class ProbePlan:
+    """What `benchsel probe` is asked to do."""
+
     run_id: str
     method: ProbeMethod
     top: int | None = None
