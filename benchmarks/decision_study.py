@@ -20,6 +20,7 @@ import json
 import math
 import os
 import platform
+import re
 import resource
 import shlex
 import sys
@@ -57,6 +58,15 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--batch", type=int, default=2, help="Per-device batch size (every LoRA).")
     p.add_argument("--grad-accum", type=int, default=2, help="Gradient accumulation steps (every LoRA).")
     p.add_argument("--max-seq-len", type=int, default=1024, help="Longest training example in tokens.")
+    p.add_argument(
+        "--learning-rate", type=float,
+        help="LoRA learning rate for every model [the trainer's default]; short budgets learn little at "
+        "the default, which is set for the full recipe.",
+    )  # fmt: skip
+    p.add_argument(
+        "--no-checkpointing", action="store_true",
+        help="Keep activations instead of recomputing them: faster steps, more memory (same updates).",
+    )  # fmt: skip
     p.add_argument("--seed", type=int, default=0, help="Seed of the split, the data and the training.")
     p.add_argument("--threads", type=int, help="llama-server threads.")
     p.add_argument("--resamples", type=int, default=1000, help="Bootstrap resamples over cases.")
@@ -349,6 +359,7 @@ def run_study(args: argparse.Namespace, argv: list[str]) -> dict[str, Any]:
     from benchsel.store import Store
     from benchsel.summary import summarize_run
 
+    args.db.parent.mkdir(parents=True, exist_ok=True)  # the study owns its folders
     meter = LoadMeter().start()
     started_at = datetime.now(UTC)
     models = [m.strip() for m in args.models.split(",") if m.strip()]
@@ -469,7 +480,8 @@ def run_study(args: argparse.Namespace, argv: list[str]) -> dict[str, Any]:
     json_path = args.out / f"study-{run_id}.json"
     json_path.write_text(json.dumps(study, indent=2, default=str) + "\n", encoding="utf-8")
     args.doc.parent.mkdir(parents=True, exist_ok=True)
-    args.doc.write_text(render_doc(study), encoding="utf-8")
+    old = args.doc.read_text(encoding="utf-8") if args.doc.exists() else ""
+    args.doc.write_text(render_doc(study) + kept_reading(old), encoding="utf-8")
     return {**study, "json_path": str(json_path)}
 
 
@@ -519,12 +531,17 @@ def size_study(args: argparse.Namespace) -> dict[str, dict[str, float]]:
     return out
 
 
-def _settings(args: argparse.Namespace) -> dict[str, int]:
-    return {
+def _settings(args: argparse.Namespace) -> dict[str, Any]:
+    settings: dict[str, Any] = {
         "per_device_batch_size": args.batch,
         "gradient_accumulation_steps": args.grad_accum,
         "max_seq_len": args.max_seq_len,
     }
+    if args.learning_rate is not None:
+        settings["learning_rate"] = args.learning_rate
+    if args.no_checkpointing:
+        settings["gradient_checkpointing"] = False
+    return settings
 
 
 # ---- the write-up --------------------------------------------------------------------------------
@@ -542,6 +559,16 @@ def _table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
     return ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)] + [
         "| " + " | ".join(row) + " |" for row in rows
     ]
+
+
+READING = re.compile(r"<!-- reading -->.*?<!-- /reading -->", re.DOTALL)
+
+
+def kept_reading(old_doc: str) -> str:
+    """The hand-written reading of an earlier run (between ``<!-- reading -->`` markers), kept when the
+    study is run again so that a re-run never silently drops it; it names the run it was written for."""
+    found = READING.search(old_doc)
+    return "\n" + found.group(0) + "\n" if found else ""
 
 
 def render_doc(study: dict[str, Any]) -> str:

@@ -112,3 +112,21 @@ def test_the_study_runs_end_to_end_on_tiny_settings(tmp_path: Path) -> None:
             and per["fewshot"]["cases"] == data["split"]["probe"]
         )
     assert set(data["compute_seconds"]) == {*study.PREDICTORS, "full"}
+
+
+def test_a_rerun_keeps_the_hand_written_reading() -> None:
+    reading = "<!-- reading -->\n## Reading (run 1)\n\nTrust the pilot.\n<!-- /reading -->"
+    old = "# Decision validity\n\nfigures\n\n" + reading + "\n"
+    assert study.kept_reading(old) == "\n" + reading + "\n"
+    assert study.kept_reading("# Decision validity\n\nNot measured yet.\n") == ""
+
+
+def test_the_study_settings_pass_the_learning_rate_and_checkpointing() -> None:
+    args = study.parse_args(
+        ["--learning-rate", "1e-3", "--no-checkpointing", "--batch", "2", "--grad-accum", "1"]
+    )
+    assert study._settings(args) == {
+        "per_device_batch_size": 2, "gradient_accumulation_steps": 1, "max_seq_len": 1024,
+        "learning_rate": 1e-3, "gradient_checkpointing": False,
+    }  # fmt: skip
+    assert "learning_rate" not in study._settings(study.parse_args([]))
