@@ -341,6 +341,8 @@ class _RayRun:
 
     def run(self) -> RunRecord:
         snapshots = self._describe_all()
+        for model in self.spec.models:  # before anything is stored: no task may wait for ever
+            check_fits(self._resources(snapshots[model]), f"benchmarking {model}")
         digests = [snapshots[model].digest for model in self.spec.models]
         kinds = "+".join(sorted({snapshot.backend for snapshot in snapshots.values()}))
         names = cast(Backend, BackendNames(kinds))

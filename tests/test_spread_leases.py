@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from benchsel import runner
+from benchsel import raymode, runner
 from benchsel.errors import RunInProgress
 from benchsel.evalset import load_evalset
 from benchsel.hosts import parse_host
@@ -82,6 +82,7 @@ def test_a_multi_host_run_holds_the_lease_of_its_command(tmp_path: Path) -> None
 def test_a_ray_run_holds_the_lease_of_its_command(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     described = {model: _Describes().describe(model) for model in MODELS}
     monkeypatch.setattr(_RayRun, "_describe_all", lambda self: described)  # no cluster needed before start
+    monkeypatch.setattr(raymode, "check_fits", lambda resources, what: None)
     seen: list[str] = []
     with Store(tmp_path / "runs.sqlite") as store:
         ray_run = _RayRun(
