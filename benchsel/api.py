@@ -203,7 +203,7 @@ def _run_spread(
     if ray is not None:
         from benchsel.raymode import EngineChoice, NodeResources, run_on_ray
 
-        engine = EngineChoice(backend, threads, str(lora) if lora is not None else None)
+        engine = EngineChoice.shipping(backend, threads, lora)  # the adapter travels with each task
         return run_on_ray(
             spec,
             store,

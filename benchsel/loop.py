@@ -84,7 +84,8 @@ def evaluate(
     llama-server with ``--lora``), and compare it with the base's run: the selection's run when it was
     made with the same options, or a fresh one (replies stored before are reused)."""
     stage = stage or (lambda text: None)
-    evalset = outcome.evalset or load_evalset(plan.evalset or DEFAULT_EVALSET)
+    given = plan.evalset or DEFAULT_EVALSET
+    evalset = outcome.evalset or (given if isinstance(given, EvalSet) else load_evalset(given))
     selection = outcome.selection
     stored = _before_from_selection(plan, selection, evalset)
     options, notes, same = _run_options(plan, stored)

@@ -147,14 +147,19 @@ class _Coordinator:
         kinds = "+".join(sorted({host.backend for host in self.hosts}))
         names = cast(Backend, BackendNames(kinds))
         key = runner.run_key(self.spec, names, digests)
+        with self.store.lease(key):  # one process per command and store, as for a one-host run
+            return self._run_leased(key, names, assignment.host_of)
+
+    def _run_leased(self, key: str, names: Backend, host_of: dict[str, str]) -> RunRecord:
         record, resumed = runner.open_run(
             self.spec, key, names, self.store, ", ".join(host.name for host in self.hosts), self.hardware
         )
+        self.store.attach_lease(key, record.id)
         self.record = record
         self.emit(RunStarted(record, resumed))
         self.store.set_status(record.id, "running")
         try:
-            self._run_all(assignment.host_of)
+            self._run_all(host_of)
         except BaseException:
             self.store.set_status(record.id, "interrupted")
             raise

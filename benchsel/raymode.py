@@ -6,11 +6,16 @@ this process, which stores them as a local run does, so resume, cache keys and r
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import hashlib
 import queue
+import socket
+import tempfile
 import threading
+import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, cast
 
@@ -23,7 +28,7 @@ from benchsel.records import ColdPrefill, Memory, ModelSnapshot
 from benchsel.runner import EventCallback, RunAborted, RunFinished, RunSpec, RunStarted
 from benchsel.store import RunRecord, Store, StoredResult
 
-__all__ = ["NodeResources", "run_on_ray", "stream_on_node"]
+__all__ = ["EngineChoice", "NodeResources", "check_fits", "run_on_ray", "stream_on_node"]
 
 Emit = Callable[[Any], None]
 
@@ -96,6 +101,25 @@ def stream_on_node(fn: Callable[[Emit], None], resources: NodeResources) -> Iter
         yield ray.get(ref)
 
 
+def check_fits(resources: NodeResources, what: str) -> None:
+    """Refuse, in one line, a task that no live node of the cluster has the resources for: Ray would
+    keep it waiting for such a node for ever. (A cluster that adds nodes on demand is not foreseen.)"""
+    from benchsel.hardware import format_bytes
+
+    need = {"CPU": resources.num_cpus, "GPU": resources.num_gpus, "memory": resources.memory_bytes or 0}
+    for node in _ray().nodes():
+        have = node.get("Resources", {})
+        if node.get("Alive") and all(have.get(key, 0.0) >= value for key, value in need.items()):
+            return
+    asked = [f"{resources.num_cpus:g} CPU", f"{resources.num_gpus:g} GPU"]
+    if resources.memory_bytes:
+        asked.append(f"{format_bytes(resources.memory_bytes)} of memory")
+    raise UsageError(
+        f"no node of the Ray cluster has {', '.join(asked)} for {what} - add such a node "
+        "(`ray start --address HEAD:6379 --num-gpus N --memory BYTES`) or ask for less"
+    )
+
+
 def node_name() -> str:
     """This node as the reports name it: its IP and the start of its Ray node id."""
     ray = _ray()
@@ -108,17 +132,41 @@ def node_name() -> str:
 @dataclass(frozen=True)
 class EngineChoice:
     """How a node serves: a backend kind (``auto``: the node's Ollama if it answers, else the embedded
-    engine), CPU threads and a LoRA adapter for the embedded engine."""
+    engine), CPU threads and a LoRA adapter for the embedded engine: a path every node has, or the
+    adapter's bytes (``adapter``), which travel with the task so nodes need no shared path."""
 
     kind: str = "auto"
     threads: int | None = None
     lora: str | None = None
+    adapter: bytes | None = field(default=None, repr=False)
+
+    @classmethod
+    def shipping(cls, kind: str, threads: int | None, lora: str | Path | None) -> EngineChoice:
+        """The choice with the adapter file at ``lora`` (on this machine) carried as bytes."""
+        if lora is None:
+            return cls(kind, threads)
+        return cls(kind, threads, str(lora), Path(lora).read_bytes())
 
     def backend(self, slots: int) -> Backend:
         from benchsel.backends.factory import make_backend
 
         lora = Path(self.lora) if self.lora else None
+        if self.adapter is not None:
+            lora = node_copy(self.adapter, ".gguf")
         return make_backend(self.kind, threads=self.threads, slots=slots, lora=lora)
+
+
+def node_copy(data: bytes, suffix: str) -> Path:
+    """``data`` as a file in this node's temporary folder, named by its hash: written once per node,
+    whole (renamed into place), whatever tasks run at the same time."""
+    folder = Path(tempfile.gettempdir()) / "benchsel-ray-files"
+    folder.mkdir(exist_ok=True)
+    path = folder / f"{hashlib.sha256(data).hexdigest()}{suffix}"
+    if not path.exists():
+        part = folder / f"{path.name}.{uuid.uuid4().hex}.part"
+        part.write_bytes(data)
+        part.replace(path)
+    return path
 
 
 def _describe(engine: EngineChoice, model: str, emit: Emit) -> None:
@@ -209,6 +257,12 @@ def connect(address: str) -> bool:
     ray = _ray()
     if ray.is_initialized():
         return False
+    why = None if address in ("auto", "local") else unreachable(address)
+    if why is not None:  # ray.init would retry for minutes
+        raise UsageError(
+            f"cannot reach a Ray cluster at {address} ({why}) - start one with `ray start --head` "
+            "(then `ray start --address HEAD:6379` on each node) or pass the head's address to --ray"
+        )
     try:
         ray.init(
             address=None if address == "local" else address, log_to_driver=False, configure_logging=False
@@ -219,6 +273,30 @@ def connect(address: str) -> bool:
             "`ray start --head` (then `ray start --address HEAD:6379` on each node) or pass --ray ADDRESS"
         ) from None
     return True
+
+
+@contextlib.contextmanager
+def session(address: str) -> Iterator[None]:
+    """Connected to the cluster at ``address`` for the block (see :func:`connect`)."""
+    joined = connect(address)
+    try:
+        yield
+    finally:
+        if joined:
+            _ray().shutdown()
+
+
+def unreachable(address: str, timeout_s: float = 5.0) -> str | None:
+    """Why nothing accepts a connection at ``address`` (``HOST:PORT`` or ``ray://HOST:PORT``); None
+    when something does, or when the address is not of that form (Ray judges it then)."""
+    host, sep, port = address.removeprefix("ray://").rpartition(":")
+    if not sep or not port.isdigit():
+        return None
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s):
+            return None
+    except OSError as exc:
+        return exc.strerror or type(exc).__name__
 
 
 def run_on_ray(
@@ -234,12 +312,8 @@ def run_on_ray(
     """Run ``spec`` with each model a Ray task; replies are stored here as they stream in."""
     engine = engine or EngineChoice()
     resources = resources or NodeResources()
-    joined = connect(address)
-    try:
+    with session(address):
         return _RayRun(spec, store, address, engine, resources, on_event, hardware or {}).run()
-    finally:
-        if joined:
-            _ray().shutdown()
 
 
 class _RayRun:
@@ -267,13 +341,20 @@ class _RayRun:
 
     def run(self) -> RunRecord:
         snapshots = self._describe_all()
+        for model in self.spec.models:  # before anything is stored: no task may wait for ever
+            check_fits(self._resources(snapshots[model]), f"benchmarking {model}")
         digests = [snapshots[model].digest for model in self.spec.models]
         kinds = "+".join(sorted({snapshot.backend for snapshot in snapshots.values()}))
         names = cast(Backend, BackendNames(kinds))
         key = runner.run_key(self.spec, names, digests)
+        with self.store.lease(key):  # one process per command and store, as for a local run
+            return self._run_leased(key, names, snapshots)
+
+    def _run_leased(self, key: str, names: Backend, snapshots: dict[str, ModelSnapshot]) -> RunRecord:
         record, resumed = runner.open_run(
             self.spec, key, names, self.store, f"ray:{self.address}", self.hardware
         )
+        self.store.attach_lease(key, record.id)
         self.record = record
         self.emit(RunStarted(record, resumed))
         self.store.set_status(record.id, "running")

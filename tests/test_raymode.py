@@ -1,10 +1,12 @@
 """Ray mode against a real local Ray cluster (a head and a worker process on loopback, started here):
 SmolLM2 benchmarked by a task on the node with the GPU the task asks for, replies streamed back and
-stored; the results, cache keys and run key equal a local run's, and a second run resumes."""
+stored; the results, cache keys and run key equal a local run's, and a second run resumes. And
+`benchsel probe --ray` on the train tests' tiny model: its probe is stored as a local probe is."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -15,8 +17,9 @@ from pathlib import Path
 
 import pytest
 import ray
+from test_probe_e2e import build_tiny_gguf, invoke
 
-from benchsel import runner
+from benchsel import api, runner
 from benchsel.backends.llamacpp import LlamaCppBackend
 from benchsel.evalset import load_evalset
 from benchsel.raymode import EngineChoice, NodeResources, run_on_ray
@@ -125,3 +128,58 @@ def test_a_ray_run_equals_a_local_run_and_resumes(cluster: tuple[str, str], tmp_
     # the task asked for a GPU: only the worker has one, so the worker served it and is named on the replies
     assert {r.host for r in remote} == {model_row.host} and model_row.host.endswith(worker[:8])
     assert model_row.load_s is not None and model_row.memory is not None
+
+
+@pytest.mark.train
+def test_a_ray_probe_stores_what_a_local_probe_stores(cluster: tuple[str, str], tmp_path: Path) -> None:
+    """`benchsel probe --ray`: the pilot LoRA trains on the node with the GPU it asks for, its adapter
+    comes back, the post-probe benchmark's replies are stored here, and the stored probe has the shape
+    and the zero-shot figures of a local probe of the same run; select then ranks it."""
+    address, worker = cluster
+    tiny = build_tiny_gguf(tmp_path / "tiny")
+    local_db, ray_db = tmp_path / "local.sqlite", tmp_path / "ray.sqlite"
+    run = api.run([str(tiny)], evalset="extraction-v1", backend="llamacpp", limit=4, num_predict=8,
+                  threads=1, db=local_db)  # fmt: skip
+    shutil.copyfile(local_db, ray_db)  # the one run, in two stores: each probed once
+    pilot = ["--method", "lora", "--steps", "2", "--batch", "2", "--grad-accum", "1", "--threads", "1"]
+
+    def probe(db: Path, *more: str) -> dict:
+        out = tmp_path / f"probes-{db.stem}"
+        result = invoke("probe", run.run.id, *pilot, "--db", str(db), "--out", str(out), *more)
+        assert result.exit_code == 0, result.output
+        with Store(db) as store:
+            stored = store.latest_probe(run.run.id, "lora")
+        assert stored is not None
+        return {"output": result.output, "settings": stored.settings, "split": stored.split,
+                **stored.models[str(tiny)]}  # fmt: skip
+
+    local = probe(local_db)
+    remote = probe(ray_db, "--ray", address, "--ray-gpus", "1")
+
+    assert f"training on Ray node {remote['training']['host']}" in remote["output"]
+    assert remote["training"]["host"].endswith(worker[:8])  # the node with the GPU the task asked for
+    assert local["training"]["host"] is None
+    assert set(remote) == set(local) and set(remote["training"]) == set(local["training"])
+    for key in ("settings", "split", "status", "cases", "zero_shot", "zero_shot_valid_json"):
+        assert remote[key] == local[key], key
+    assert remote["training"]["steps"] == local["training"]["steps"] == 2
+    assert len(remote["training"]["train_losses"]) == 2 and remote["training"]["peak_memory_bytes"] > 0
+    adapter = Path(remote["training"]["adapter"])  # brought back from the node, where a local probe puts it
+    assert adapter == (tmp_path / "probes-ray" / "tiny-llama-2steps" / "adapter.gguf").resolve()
+    assert adapter.stat().st_size > 0
+
+    with Store(local_db) as store:
+        local_before = store.run(local["before_run_id"])
+    with Store(ray_db) as store:
+        assert store.run(remote["before_run_id"]).run_key == local_before.run_key  # a re-run resumes
+        after = store.results(remote["after_run_id"])
+        (after_model,) = store.models(remote["after_run_id"])
+    assert len(after) == 2 and {r.host for r in after} == {after_model.host}
+    assert after_model.host.endswith(worker[:8]) and after_model.name.endswith("+tiny-llama-2steps")
+
+    selected = invoke(
+        "select", run.run.id, "--vram", "8GiB", "--db", str(ray_db), "--out", str(tmp_path / "sel")
+    )
+    assert selected.exit_code == 0, selected.output
+    assert "Measured trainability" in selected.output
+    assert f"Measured: {tiny} - " in selected.output

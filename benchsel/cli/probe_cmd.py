@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from benchsel.cli.options import db_option
+from benchsel.cli.options import bytes_option, db_option
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -35,6 +35,21 @@ if TYPE_CHECKING:
 @click.option("--max-seq-len", type=int, help="Pilot LoRA longest example in tokens [2048].")
 @click.option("--threads", type=int, help="llama-server threads for the pilot LoRA's benchmark.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), help="[reports/probes/RUN_ID]")
+@click.option(
+    "--ray",
+    is_flag=False,
+    flag_value="auto",
+    default=None,
+    metavar="[ADDRESS]",
+    help="Train each pilot LoRA and run each benchmark as a Ray task (default: the cluster this machine "
+    "joined; 'local': a new one). Adapters come back here as bytes.",
+)
+@click.option("--ray-gpus", type=float, default=0.0, show_default=True, help="GPUs each Ray task needs.")
+@click.option(
+    "--ray-memory",
+    metavar="SIZE",
+    help="Memory a pilot LoRA's Ray task asks for, e.g. 12GiB; 0: none [the training estimate].",
+)
 @db_option
 def probe(
     run_id: str,
@@ -50,16 +65,25 @@ def probe(
     max_seq_len: int | None,
     threads: int | None,
     out: Path | None,
+    ray: str | None,
+    ray_gpus: float,
+    ray_memory: str | None,
     db: Path | None,
 ) -> None:
     """Measure how much each candidate of RUN_ID gains from k worked examples (--method fewshot) or a
     short LoRA identical for all (--method lora), on a probe split of the run's cases that the final
     verdict never uses. `benchsel select RUN_ID` then shows it as the ranking "measured trainability".
 
+    With --ray each pilot LoRA trains as a Ray task on a node with --ray-gpus GPUs and the memory its
+    training needs, and its adapter comes back to this machine (under --out); every benchmark of the
+    probe runs as `benchsel run --ray` runs it. Replies, losses, scores, training time and peak memory
+    are stored here, as a local probe stores them.
+
     \b
     Examples:
       benchsel probe RUN_ID --method fewshot --shots 3
       benchsel probe RUN_ID --method lora --top 3 --steps 20 --split probe=0.5
+      benchsel probe RUN_ID --method lora --ray 10.0.0.5:6379 --ray-gpus 1
     """
     from benchsel.api import parse_models
     from benchsel.probe import ProbePlan, measured_ranking, parse_split
@@ -80,6 +104,9 @@ def probe(
         out_dir=out,
         threads=threads,
         models=parse_models(models) if models else None,
+        ray=ray,
+        ray_gpus=ray_gpus,
+        ray_memory_bytes=bytes_option("--ray-memory", ray_memory),
     )
     console = _console()
     outcome = run_probe(plan, on_stage=lambda text: console.print(text, soft_wrap=True))

@@ -48,6 +48,8 @@ class TrainingFigures(_Record):
     device: str
     examples: int
     adapter: str
+    host: str | None = None
+    """The Ray node that trained it (``benchsel probe --ray``); None: the machine that stored it."""
 
 
 class ProbeFigures(_Record):

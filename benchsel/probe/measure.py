@@ -3,55 +3,40 @@ existing runner, scorer, store and trainer, and store the figures with the run."
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import re
 import time
 import uuid
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from benchsel.defaults import OUT_DIR
 from benchsel.errors import BenchselError, UsageError
-from benchsel.probe.figures import METHODS, ProbeFigures, ProbeMethod, TrainingFigures, paired_figures
+from benchsel.probe.figures import METHODS, ProbeFigures, paired_figures
+from benchsel.probe.pilot import Pilot, reset_peak_rss, train_pilot
+from benchsel.probe.plan import ProbePlan, StageFn, pilot_settings, synthetic_count
 from benchsel.probe.split import Split, split_cases, subset, with_shots
 
 if TYPE_CHECKING:
     from benchsel.evalset import EvalSet
     from benchsel.probe.estimate import ProbeEstimate
+    from benchsel.records import ModelSnapshot
     from benchsel.store import StoredProbe
     from benchsel.summary import ModelSummary, RunSummary
-    from benchsel.train.lora import TrainSettings
 
-StageFn = Callable[[str], None]
-DEFAULT_STEPS = 20
-DEFAULT_SHOTS = 3
-DEFAULT_FRACTION = 0.5
+__all__ = [  # with the plan's and the pilot's names that the decision study and the tests import here
+    "ProbeOutcome",
+    "ProbePlan",
+    "measure_pilot",
+    "pilot_settings",
+    "probe",
+    "reset_peak_rss",
+    "run_options",
+    "synthetic_count",
+    "train_and_measure",
+]
+
 # The request options a probe copies from its run, so that zero-shot and probe differ only in the probe.
 RUN_OPTION_KEYS = ("temperature", "seed", "num_ctx", "num_predict", "format", "think")
-
-
-@dataclass(frozen=True)
-class ProbePlan:
-    run_id: str
-    method: ProbeMethod
-    top: int | None = None
-    steps: int = DEFAULT_STEPS
-    shots: int = DEFAULT_SHOTS
-    fraction: float = DEFAULT_FRACTION
-    seed: int = 0
-    settings: dict[str, Any] = field(default_factory=dict)
-    """TrainSettings overrides for the pilot LoRA (max_steps comes from ``steps``)."""
-    synthetic_n: int | None = None
-    db: Path | None = None
-    out_dir: Path | None = None
-    threads: int | None = None
-    cache_dir: Path | None = None
-    models: tuple[str, ...] | None = None
-    """Probe these models of the run instead of the top of trainable potential."""
 
 
 @dataclass(frozen=True)
@@ -68,15 +53,28 @@ def _validate(plan: ProbePlan) -> None:
         raise UsageError(f"--top {plan.top}: probe at least 1 model")
     if plan.steps < 1:
         raise UsageError(f"--steps {plan.steps}: train at least 1 step")
+    if plan.ray_gpus < 0:
+        raise UsageError(f"--ray-gpus {plan.ray_gpus:g}: ask for 0 GPUs or more")
 
 
 def probe(plan: ProbePlan, *, on_stage: StageFn | None = None) -> ProbeOutcome:
-    """Probe the run's candidates (the top of trainable potential, or ``plan.models``) and store it."""
+    """Probe the run's candidates (the top of trainable potential, or ``plan.models``) and store it.
+    With ``plan.ray`` each model's benchmarks and pilot LoRA run as tasks on that Ray cluster and
+    their results are stored here, as a local probe stores them."""
+    _validate(plan)
+    stage = on_stage or (lambda text: None)
+    if plan.ray is None:
+        return _probe(plan, stage)
+    from benchsel.probe.onray import ray_session
+
+    with ray_session(plan):  # first: the one line that says the extra is missing or the address is wrong
+        return _probe(plan, stage)
+
+
+def _probe(plan: ProbePlan, stage: StageFn) -> ProbeOutcome:
     from benchsel.store import Store, StoredProbe
     from benchsel.summary import summarize_run
 
-    _validate(plan)
-    stage = on_stage or (lambda text: None)
     with Store(plan.db) as store:
         summary = summarize_run(store, plan.run_id)
     candidates = choose_candidates(summary, plan)
@@ -92,7 +90,7 @@ def probe(plan: ProbePlan, *, on_stage: StageFn | None = None) -> ProbeOutcome:
         settings=_settings_json(plan),
         split=split.to_json(),
     )
-    shots = _prerequisites(plan, summary.evalset)
+    shots = _prerequisites(plan, summary, candidates)
     with Store(plan.db) as store:
         store.save_probe(stored)
     probe_set = subset(summary.evalset, split.probe)
@@ -118,12 +116,21 @@ def probe(plan: ProbePlan, *, on_stage: StageFn | None = None) -> ProbeOutcome:
     return outcome
 
 
-def _prerequisites(plan: ProbePlan, evalset: EvalSet) -> list[tuple[str, str]]:
-    """What every model needs, checked once before any work: the shots, or the training extra."""
+def _prerequisites(
+    plan: ProbePlan, summary: RunSummary, candidates: list[ModelSummary]
+) -> list[tuple[str, str]]:
+    """What every model needs, checked once before any work: the shots, or the training extra (here,
+    or on the Ray nodes, which say so when they lack it); on Ray, nodes that can take the tasks."""
+    if plan.ray is not None:
+        from benchsel.probe.onray import check_cluster
+
+        check_cluster(plan, summary, candidates)
     if plan.method == "fewshot":
         from benchsel.probe.fewshot import worked_examples
 
-        return worked_examples(evalset, plan.shots, plan.seed)
+        return worked_examples(summary.evalset, plan.shots, plan.seed)
+    if plan.ray is not None:
+        return []
     from benchsel.train.pipeline import require_training_extra
 
     require_training_extra()
@@ -164,7 +171,8 @@ def _announce(
     from benchsel.hardware import detect_gpus
     from benchsel.probe.estimate import estimate_probe
 
-    if detect_gpus():
+    gpus = plan.ray_gpus if plan.ray is not None else detect_gpus()  # with --ray, the nodes' GPUs
+    if gpus:
         return None
     estimate = estimate_probe(
         models,
@@ -188,8 +196,12 @@ def run_options(summary: RunSummary) -> dict[str, Any]:
     return {**options, "concurrency": int(stored.get("concurrency") or 1)}
 
 
-def _backend_kwargs(summary: RunSummary, threads: int | None) -> dict[str, Any]:
-    run = summary.run
+def _backend_kwargs(summary: RunSummary, plan: ProbePlan) -> dict[str, Any]:
+    run, threads = summary.run, plan.threads
+    if plan.ray is not None:  # each node serves with its own engine of the run's kind
+        from benchsel.probe.onray import ray_backend
+
+        return ray_backend(plan, run.backend)
     if run.backend == "ollama":
         return {"backend": "ollama", "host": run.host or None}
     if run.backend == "openai":
@@ -209,97 +221,52 @@ def _measure(
 
     common: dict[str, Any] = {"db": plan.db, **run_options(summary)}
     if plan.method == "fewshot":
-        backend = _backend_kwargs(summary, plan.threads)
+        backend = _backend_kwargs(summary, plan)
         before = api.run([model.name], evalset=probe_set, **backend, **common)
         stage(f"  {model.name} with {plan.shots} worked examples in the prompt")
         after = api.run([model.name], evalset=with_shots(probe_set, shots), **backend, **common)
         figures = paired_figures(model.name, before.models[0], after.models[0], seed=plan.seed)
         return figures.model_copy(update={"before_run_id": before.run.id, "after_run_id": after.run.id})
-    return train_and_measure(plan, model.name, probe_set, common, stage)
+    return train_and_measure(plan, model.name, probe_set, common, stage, model.snapshot)
 
 
 # ---- the pilot LoRA ------------------------------------------------------------------------------
 
 
-def pilot_settings(plan: ProbePlan) -> TrainSettings:
-    """The same settings for every model: the trainer's defaults, the plan's overrides, ``steps``.
-    One pass over fresh data, so no epoch ends and early stopping never cuts a pilot short."""
-    from pydantic import ValidationError
-
-    from benchsel.train.lora import TrainSettings
-
-    values = {"seed": plan.seed, "epochs": 1.0, **plan.settings, "max_steps": plan.steps}
-    try:
-        return TrainSettings.model_validate(values)
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        where = ".".join(str(p) for p in err["loc"])
-        raise UsageError(f"pilot LoRA setting {where}: {err['msg']} (got {err.get('input')!r})") from None
-
-
-def synthetic_count(plan: ProbePlan, settings: TrainSettings) -> int:
-    """Enough synthetic examples that no step sees one twice (plus a tenth for validation)."""
-    if plan.synthetic_n is not None:
-        return plan.synthetic_n
-    return max(20, -(-plan.steps * settings.effective_batch_size * 10 // 9) + 1)
-
-
-def _slug(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", Path(name).stem if name.endswith(".gguf") else name)
-
-
 def train_and_measure(
-    plan: ProbePlan, name: str, cases: EvalSet, common: dict[str, Any], stage: StageFn
+    plan: ProbePlan,
+    name: str,
+    cases: EvalSet,
+    common: dict[str, Any],
+    stage: StageFn,
+    snapshot: ModelSnapshot | None = None,
 ) -> ProbeFigures:
     """LoRA-train ``name`` with the plan's settings through the trainer, then benchmark base and base +
-    adapter on ``cases`` with llama-server; the pilot LoRA, and the decision study's full LoRA."""
+    adapter on ``cases`` with llama-server; the pilot LoRA, and the decision study's full LoRA. With
+    ``plan.ray`` the training is a task on a node and the benchmarks are Ray runs."""
+    if plan.ray is not None:
+        from benchsel.probe.onray import ray_backend, train_on_ray
+
+        pilot = train_on_ray(plan, name, cases, stage, snapshot)  # snapshot: the memory to ask for
+        engine = ray_backend(plan, "llamacpp")
+    else:
+        # the whole eval set: training data is leak-checked against both splits
+        pilot = train_pilot(plan, name, cases.path, stage)
+        engine = {"backend": "llamacpp", "threads": plan.threads}
+    return measure_pilot(plan, name, pilot, cases, {**engine, **common}, stage)
+
+
+def measure_pilot(
+    plan: ProbePlan, name: str, pilot: Pilot, cases: EvalSet, options: dict[str, Any], stage: StageFn
+) -> ProbeFigures:
+    """Base and base + adapter on ``cases``, each a run through benchsel.api (``options``: its
+    keywords), and the paired figures with the pilot's training."""
     from benchsel import api
-    from benchsel.train.pipeline import TrainPlan, embedded_model, train
 
-    settings = pilot_settings(plan)
-    out_root = plan.out_dir or OUT_DIR / "probes" / plan.run_id
-    out_dir = out_root / f"{_slug(name)}-{plan.steps}steps"
-    reset_peak_rss()
-    outcome = train(
-        TrainPlan(
-            base=name,
-            evalset=cases.path,  # the whole eval set: training data is leak-checked against both splits
-            settings=settings,
-            synthetic_n=synthetic_count(plan, settings),
-            seed=plan.seed,
-            out_dir=out_dir,
-            threads=plan.threads,
-            cache_dir=plan.cache_dir,
-            db=plan.db,
-        ),
-        on_stage=lambda text: stage(f"  {text}"),
-    )
-    engine_model = embedded_model(outcome.base, outcome.out_dir)
-    engine: dict[str, Any] = {"backend": "llamacpp", "threads": plan.threads}
-    before = api.run([engine_model], evalset=cases, **engine, **common)
+    before = api.run([pilot.engine_model], evalset=cases, **options)
     stage(f"  {name} with its adapter ({plan.steps} steps)")
-    after = api.run([engine_model], evalset=cases, lora=outcome.adapter_gguf, **engine, **common)
+    after = api.run([pilot.engine_model], evalset=cases, lora=pilot.adapter, **options)
     figures = paired_figures(name, before.models[0], after.models[0], seed=plan.seed)
-    result = outcome.training
-    training = TrainingFigures(
-        steps=result.steps,
-        train_losses=list(result.train_losses),
-        eval_losses=list(result.eval_losses),
-        train_seconds=result.train_seconds,
-        tokens_per_s=result.tokens_per_s,
-        peak_memory_bytes=result.peak_memory_bytes,
-        peak_memory_kind="cuda_max_allocated" if result.device == "cuda" else "process_max_rss",
-        device=result.device,
-        examples=outcome.data_report.kept,
-        adapter=str(outcome.adapter_gguf),
-    )
     return figures.model_copy(
-        update={"training": training, "before_run_id": before.run.id, "after_run_id": after.run.id}
+        update={"training": pilot.training, "before_run_id": before.run.id, "after_run_id": after.run.id}
     )
-
-
-def reset_peak_rss() -> None:
-    """Start the process's peak-RSS count afresh, so each pilot reports its own peak and not the
-    largest of the models trained before it in this process (Linux; elsewhere a no-op)."""
-    with contextlib.suppress(OSError):
-        Path("/proc/self/clear_refs").write_text("5")

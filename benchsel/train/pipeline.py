@@ -43,7 +43,7 @@ class TrainPlan:
     from_selection: Path | None = None
     data: Path | None = None
     fmt: Format = "auto"
-    evalset: str | Path | None = None
+    evalset: str | Path | EvalSet | None = None  # an EvalSet: already loaded (on a Ray node, say)
     drop_leaks: bool = False
     settings: TrainSettings = field(default_factory=lambda: TrainSettings.model_validate({}))
     out_dir: Path | None = None
@@ -160,6 +160,8 @@ def train(
     base_name = plan.base or (selection.winner if selection else "")
     if plan.evalset is None and selection is not None and selection.record is not None:
         evalset = evalset_for_training(selection.record)  # by stored path, checked against its content hash
+    elif plan.evalset is not None and not isinstance(plan.evalset, (str, Path)):
+        evalset = plan.evalset
     else:
         named = selection.evalset_name if selection else None
         evalset = load_evalset(plan.evalset or named or DEFAULT_EVALSET)
