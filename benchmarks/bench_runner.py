@@ -173,7 +173,8 @@ def main() -> None:
         f"SmolLM2-135M Q4_1 on llama-server (one slot, {args.threads} threads), {args.cases} cases of "
         f"{EVALSET}, temperature 0, num_predict {args.num_predict}, {args.rounds} alternating rounds. "
         f"Command: `python benchmarks/bench_runner.py --cases {args.cases} --num-predict {args.num_predict} "
-        f"--rounds {args.rounds}`. While it ran, {contention.reason}.",
+        f"--rounds {args.rounds}{' --skip-concurrency' if args.skip_concurrency else ''}`. "
+        f"While it ran, {contention.reason}.",
         "",
         "| comparison | A (s, median) | B (s, median) | A / B (median, range) |",
         "|---|---|---|---|",
@@ -186,7 +187,9 @@ def main() -> None:
         f"({'meets it' if minimal_ratio <= 1.05 else 'misses it'}); "
         f"the prompt cache about 0.65 on this CPU (measured {cache_ratio:.2f}).",
     ]
-    if not args.skip_concurrency:
+    if args.skip_concurrency:
+        lines += ["", "The -j table was left out of this run (--skip-concurrency)."]
+    else:
         lines += ["", *concurrency_table(evalset, args)]
     if not args.no_docs:
         write_section(
