@@ -335,14 +335,16 @@ class Tally:
         self.strict += reply.strict_json
         self.schema += reply.schema_valid
         self.recovered += reply.recovered
-        for view_name in ("as_is", "content"):
-            view: ViewMatch = getattr(reply, view_name)
+        for view_name, view in (("as_is", reply.as_is), ("content", reply.content)):
             self._cases(view_name, "entities").add(reply.case_id, view.entities.counts)
             self._cases(view_name, "relationships").add(reply.case_id, view.relationships.counts)
+            by_label = view.relationships.by_label
+            if not by_label:  # no relationship predicted or expected
+                continue
             labels = self.by_label.get(view_name)
             if labels is None:
                 labels = self.by_label[view_name] = CountsByKey()
-            for label, counts in view.relationships.by_label.items():
+            for label, counts in by_label.items():
                 labels.add(label, counts)
         d = self.difficulty.setdefault(reply.difficulty, _DifficultyTally())
         d.replies += 1
