@@ -309,9 +309,9 @@ def total(counts: Iterable[Counts]) -> Counts:
 class _DifficultyTally:
     replies: int = 0
     strict: int = 0
-    as_is_entities: Counts = Counts()
-    content_entities: Counts = Counts()
-    content_relationships: Counts = Counts()
+    # "as_is_entities", "content_entities", "content_relationships": summed as integers, as adding
+    # ``Counts`` would build three objects per reply
+    counts: CountsByKey = field(default_factory=CountsByKey)
 
 
 @dataclass
@@ -346,12 +346,14 @@ class Tally:
                 labels = self.by_label[view_name] = CountsByKey()
             for label, counts in by_label.items():
                 labels.add(label, counts)
-        d = self.difficulty.setdefault(reply.difficulty, _DifficultyTally())
+        d = self.difficulty.get(reply.difficulty)
+        if d is None:
+            d = self.difficulty[reply.difficulty] = _DifficultyTally()
         d.replies += 1
         d.strict += reply.strict_json
-        d.as_is_entities += reply.as_is.entities.counts
-        d.content_entities += reply.content.entities.counts
-        d.content_relationships += reply.content.relationships.counts
+        d.counts.add("as_is_entities", reply.as_is.entities.counts)
+        d.counts.add("content_entities", reply.content.entities.counts)
+        d.counts.add("content_relationships", reply.content.relationships.counts)
         if keep:
             self.kept.append(reply)
 
@@ -392,13 +394,14 @@ class Tally:
             d = self.difficulty.get(difficulty)
             if d is None:
                 continue
+            counts = d.counts.by_key()
             out[difficulty] = DifficultyScore(
                 replies=d.replies,
                 valid_json=d.strict / d.replies,
-                as_is_entity_f1=f1(d.as_is_entities),
-                content_entity_f1=f1(d.content_entities),
-                content_entity_recall=recall(d.content_entities),
-                content_relationship_f1=f1(d.content_relationships),
+                as_is_entity_f1=f1(counts["as_is_entities"]),
+                content_entity_f1=f1(counts["content_entities"]),
+                content_entity_recall=recall(counts["content_entities"]),
+                content_relationship_f1=f1(counts["content_relationships"]),
             )
         return out
 
