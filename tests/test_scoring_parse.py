@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from benchsel.scoring.parse import clean_text, parse_reply, strip_thinking
+from benchsel.scoring.parse import clean_text, loads_strict, parse_reply, recover, strip_thinking
 
 ANSWER = {
     "entities": [{"name": "Docker", "role": "subject"}, {"name": "Kubernetes cluster", "role": "object"}],
@@ -242,3 +242,26 @@ def test_nan_inside_a_string_is_plain_text() -> None:
     parsed = parse_reply('{"entities": [{"name": "NaN", "role": "subject"}], "relationships": []}')
     assert parsed.strict_ok and parsed.strict is not None
     assert parsed.strict["entities"][0]["name"] == "NaN"
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        '{"entities": [], "relationships": []}',
+        '[{"entities": [], "relationships": []}]',
+        '"{\\"entities\\": [], \\"relationships\\": []}"',
+        '{"entities": [], "relationships": [], "score": NaN}',
+        '{"entities": [{"name": "Infinity"}], "relationships": []}',
+        '<think>x</think>{"entities": [], "relationships": []}',
+        '```json\n{"entities": [], "relationships": []}\n```',
+        '{"entities": [{"name": "A"}, {"name": "B"',
+        "null",
+        "not json at all",
+    ],
+)
+def test_parse_reply_agrees_with_a_strict_parse_then_recovery(reply: str) -> None:
+    # parse_reply parses the text once for both views; the result is what parsing twice gives
+    strict = loads_strict(reply)
+    expected = (strict, strict, "strict") if isinstance(strict, dict) else (None, *recover(reply))
+    parsed = parse_reply(reply)
+    assert (parsed.strict, parsed.recovered, parsed.recovery) == expected

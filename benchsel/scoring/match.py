@@ -28,7 +28,7 @@ def _is_mapping(value: Any) -> bool:
 
 
 def _text(value: Any) -> str | None:
-    if isinstance(value, str):
+    if type(value) is str or isinstance(value, str):  # the exact check first: most values are str
         return value if value and not value.isspace() else None
     if isinstance(value, int | float) and not isinstance(value, bool):
         return str(value)

@@ -44,16 +44,20 @@ def _reject_constant(name: str) -> Any:
 def _loads(text: str) -> Any:
     """Python's lenient reading: NaN and Infinity pass (recovery may use it, the strict view may not)."""
     try:
-        return json.loads(text)
+        return _DECODER.decode(text)  # what json.loads does, without its per-call argument checks
     except (ValueError, RecursionError):
         return None
+
+
+# made once: ``json.loads`` with a keyword argument builds a new decoder on every call
+_STRICT_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
 
 
 def loads_strict(text: str) -> Any:
     """JSON as RFC 8259 defines it: ``NaN``, ``Infinity`` and ``-Infinity`` are not JSON (JSON.parse,
     Go and serde reject them), so a reply holding them is not valid JSON. None when it does not parse."""
     try:
-        return json.loads(text, parse_constant=_reject_constant)
+        return _STRICT_DECODER.decode(text)
     except (ValueError, RecursionError):
         return None
 
@@ -79,23 +83,36 @@ def parse_reply(raw: str | bytes | dict[str, Any] | None) -> ParsedReply:
     if raw is None:
         return ParsedReply(None, None, "none")
     text = clean_text(raw).strip()
-    value = loads_strict(text)
+    # One lenient parse serves both the strict view and recovery (which starts by parsing the same
+    # text): the two readings differ only on NaN/Infinity, so the strict one is redone only when the
+    # text holds one of those words.
+    lenient = _loads(text)
+    value = loads_strict(text) if lenient is not None and _may_hold_constant(text) else lenient
     if isinstance(value, dict):
         return ParsedReply(value, value, "strict")
     if len(text) > _MAX_RECOVER_CHARS:
         return ParsedReply(None, None, "none")
-    recovered, how = recover(text)
+    recovered, how = _recover(text, lenient)
     return ParsedReply(None, recovered, how)
 
 
+def _may_hold_constant(text: str) -> bool:
+    return "NaN" in text or "Infinity" in text
+
+
 def recover(text: str) -> tuple[dict[str, Any] | None, Recovery]:
+    return _recover(text, _loads(text))
+
+
+def _recover(text: str, parsed: Any) -> tuple[dict[str, Any] | None, Recovery]:
+    """``parsed`` is ``_loads(text)``, passed in when the caller already has it."""
     body, how = text, "embedded"
     without_think = strip_thinking(body)
     if without_think != body:
         body, how = without_think.strip(), "think"
     elif _THINK_OPEN.match(body):
         return None, "none"  # reasoning that never closed: the answer was never reached
-    value = _loads(body)
+    value = parsed if body is text else _loads(body)
     if isinstance(value, dict):
         return value, how  # type: ignore[return-value]
     if value is not None:

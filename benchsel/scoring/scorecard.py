@@ -309,9 +309,9 @@ def total(counts: Iterable[Counts]) -> Counts:
 class _DifficultyTally:
     replies: int = 0
     strict: int = 0
-    as_is_entities: Counts = Counts()
-    content_entities: Counts = Counts()
-    content_relationships: Counts = Counts()
+    # "as_is_entities", "content_entities", "content_relationships": summed as integers, as adding
+    # ``Counts`` would build three objects per reply
+    counts: CountsByKey = field(default_factory=CountsByKey)
 
 
 @dataclass
@@ -335,21 +335,25 @@ class Tally:
         self.strict += reply.strict_json
         self.schema += reply.schema_valid
         self.recovered += reply.recovered
-        for view_name in ("as_is", "content"):
-            view: ViewMatch = getattr(reply, view_name)
+        for view_name, view in (("as_is", reply.as_is), ("content", reply.content)):
             self._cases(view_name, "entities").add(reply.case_id, view.entities.counts)
             self._cases(view_name, "relationships").add(reply.case_id, view.relationships.counts)
+            by_label = view.relationships.by_label
+            if not by_label:  # no relationship predicted or expected
+                continue
             labels = self.by_label.get(view_name)
             if labels is None:
                 labels = self.by_label[view_name] = CountsByKey()
-            for label, counts in view.relationships.by_label.items():
+            for label, counts in by_label.items():
                 labels.add(label, counts)
-        d = self.difficulty.setdefault(reply.difficulty, _DifficultyTally())
+        d = self.difficulty.get(reply.difficulty)
+        if d is None:
+            d = self.difficulty[reply.difficulty] = _DifficultyTally()
         d.replies += 1
         d.strict += reply.strict_json
-        d.as_is_entities += reply.as_is.entities.counts
-        d.content_entities += reply.content.entities.counts
-        d.content_relationships += reply.content.relationships.counts
+        d.counts.add("as_is_entities", reply.as_is.entities.counts)
+        d.counts.add("content_entities", reply.content.entities.counts)
+        d.counts.add("content_relationships", reply.content.relationships.counts)
         if keep:
             self.kept.append(reply)
 
@@ -390,13 +394,14 @@ class Tally:
             d = self.difficulty.get(difficulty)
             if d is None:
                 continue
+            counts = d.counts.by_key()
             out[difficulty] = DifficultyScore(
                 replies=d.replies,
                 valid_json=d.strict / d.replies,
-                as_is_entity_f1=f1(d.as_is_entities),
-                content_entity_f1=f1(d.content_entities),
-                content_entity_recall=recall(d.content_entities),
-                content_relationship_f1=f1(d.content_relationships),
+                as_is_entity_f1=f1(counts["as_is_entities"]),
+                content_entity_f1=f1(counts["content_entities"]),
+                content_entity_recall=recall(counts["content_entities"]),
+                content_relationship_f1=f1(counts["content_relationships"]),
             )
         return out
 
