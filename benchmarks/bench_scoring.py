@@ -209,6 +209,14 @@ check against jsonschema on about 1,000 valid and broken answers):
   deep-copied every row): rows are now built by hand and written one per line through the C encoder.
   Python's cyclic garbage collector re-walked the growing heap of small scoring objects (a quarter
   of `score()`): it is paused while scoring. jsonschema is imported only to word a failure.
+- a reply is parsed once: the lenient parse serves the strict view too (redone strictly only when the
+  text holds NaN or Infinity), through one decoder built once; per-difficulty counts are summed as
+  integers; the garbage-collector pause covers the whole `benchsel score` command. Measured side by
+  side against the code before (alternating, the same minutes, load average 2.4-2.7): (a) +7-13%,
+  (b) +7-14%, (c) +12-16%, and the metrics JSON byte-identical.
+
+This VM's speed drifts: the code before these last changes measured 17,000 and then 14,515 (a) twenty
+minutes apart on the same day. Compare figures measured side by side, not across days.
 
 Measured {time.strftime("%Y-%m-%d")}, Python {platform.python_version()}, {os.cpu_count()} cores
 ({platform.machine()}), 1-minute load average {load:.1f}:
