@@ -25,6 +25,7 @@ import tempfile
 import time
 
 from _docs import write_section
+from _rounds import alternate
 
 from benchsel.contention import CpuSampler
 
@@ -61,14 +62,9 @@ def main() -> None:
     parser.add_argument("--no-docs", action="store_true", help="print only; do not update docs/")
     args = parser.parse_args()
     sampler = CpuSampler(engine_threads=os.cpu_count()).start()
-    pairs = []
-    for i in range(args.rounds):
-        if i % 2 == 0:
-            cached, uncached = timed_demo(args, True), timed_demo(args, False)
-        else:
-            uncached, cached = timed_demo(args, False), timed_demo(args, True)
-        print(f"round {i + 1}: prompt cache {cached:.1f} s, --no-prompt-cache {uncached:.1f} s", flush=True)
-        pairs.append((cached, uncached))
+    pairs = alternate(args.rounds, lambda: timed_demo(args, True), lambda: timed_demo(args, False))
+    for i, (cached, uncached) in enumerate(pairs, 1):
+        print(f"round {i}: prompt cache {cached:.1f} s, --no-prompt-cache {uncached:.1f} s")
     contention = sampler.stop()
     cached_s = statistics.median(c for c, _ in pairs)
     uncached_s = statistics.median(u for _, u in pairs)

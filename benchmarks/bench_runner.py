@@ -25,11 +25,11 @@ import platform
 import statistics
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 from _docs import write_section
+from _rounds import alternate
 
 from benchsel import runner
 from benchsel.backends.engine import LlamaServer
@@ -89,19 +89,6 @@ def minimal_client(evalset: EvalSet, args: argparse.Namespace) -> float:
             }
             client.post(f"{server.base_url}/v1/chat/completions", json=body).raise_for_status()
         return time.perf_counter() - started
-
-
-def alternate(rounds: int, a: Callable[[], float], b: Callable[[], float]) -> list[tuple[float, float]]:
-    """(a, b) seconds per round, the order alternating so neither side always runs on a warmer machine."""
-    results = []
-    for i in range(rounds):
-        if i % 2 == 0:
-            first = a()
-            results.append((first, b()))
-        else:
-            second = b()
-            results.append((a(), second))
-    return results
 
 
 def _ratio_line(name: str, pairs: list[tuple[float, float]]) -> tuple[str, float]:
