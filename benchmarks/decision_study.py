@@ -21,7 +21,6 @@ import math
 import os
 import platform
 import re
-import resource
 import shlex
 import sys
 import time
@@ -84,38 +83,19 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 # ---- the machine and the load on it --------------------------------------------------------------
 
 
-def cpu_jiffies() -> tuple[int, int]:
-    """(busy, total) clock ticks of all CPUs since boot, from /proc/stat."""
-    fields = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
-    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
-    return sum(fields) - idle, sum(fields)
-
-
-def own_cpu_seconds() -> float:
-    usage = [resource.getrusage(who) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)]
-    return sum(u.ru_utime + u.ru_stime for u in usage)
-
-
-@dataclass
 class LoadMeter:
-    """CPU used by other processes while the study ran: all CPUs' busy time minus the study's own
-    (this process and its finished children, llama-server among them)."""
-
-    busy: int = 0
-    total: int = 0
-    own: float = 0.0
+    """CPU used by other processes while the study ran, as a share of all the cores it may use:
+    benchsel's own contention sampler, whose own-tree time includes llama-server and the trainer."""
 
     def start(self) -> LoadMeter:
-        self.busy, self.total = cpu_jiffies()
-        self.own = own_cpu_seconds()
+        from benchsel.contention import CpuSampler
+
+        self._sampler = CpuSampler().start()
         return self
 
     def others_share(self) -> float:
-        busy, total = cpu_jiffies()
-        hz = os.sysconf("SC_CLK_TCK")
-        others_s = (busy - self.busy) / hz - (own_cpu_seconds() - self.own)
-        capacity_s = (total - self.total) / hz
-        return max(0.0, others_s / capacity_s) if capacity_s > 0 else 0.0
+        c = self._sampler.stop()
+        return c.other_cpu_s / (c.wall_s * c.cpus) if c.available and c.wall_s > 0 and c.cpus else 0.0
 
 
 def machine() -> dict[str, Any]:
