@@ -135,6 +135,18 @@ def num_ctx_option(what: str) -> Callable[[_Command], _Command]:
     )
 
 
+def ray_option(what: str) -> Callable[[_Command], _Command]:
+    """--ray [ADDRESS]: a flag with an optional value; ``what`` says what runs as Ray tasks."""
+    return click.option(
+        "--ray",
+        is_flag=False,
+        flag_value="auto",
+        default=None,
+        metavar="[ADDRESS]",
+        help=f"{what} (default: the cluster this machine joined; 'local': a new one).",
+    )
+
+
 def constraint_options(vram_help: str) -> Callable[[_Command], _Command]:
     """The constraint and weight options `select` and `report` share (one definition, one help text)."""
     options = (

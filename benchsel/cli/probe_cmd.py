@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from benchsel.cli.options import bytes_option, db_option
+from benchsel.cli.options import bytes_option, db_option, ray_option
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -35,15 +35,7 @@ if TYPE_CHECKING:
 @click.option("--max-seq-len", type=int, help="Pilot LoRA longest example in tokens [2048].")
 @click.option("--threads", type=int, help="llama-server threads for the pilot LoRA's benchmark.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), help="[reports/probes/RUN_ID]")
-@click.option(
-    "--ray",
-    is_flag=False,
-    flag_value="auto",
-    default=None,
-    metavar="[ADDRESS]",
-    help="Train each pilot LoRA and run each benchmark as a Ray task (default: the cluster this machine "
-    "joined; 'local': a new one). Adapters come back here as bytes.",
-)
+@ray_option("Train each pilot LoRA and run each benchmark as a Ray task; adapters come back here as bytes")
 @click.option("--ray-gpus", type=float, default=0.0, show_default=True, help="GPUs each Ray task needs.")
 @click.option(
     "--ray-memory",

@@ -15,6 +15,7 @@ from benchsel.cli.options import (
     backend_options,
     config_option,
     db_option,
+    ray_option,
     report_dir_option,
 )
 
@@ -122,14 +123,7 @@ class ProgressPrinter:
     type=click.Path(dir_okay=False, path_type=Path),
     help="A hosts.toml of [[host]] tables (name, url, backend, gpu_memory): one run over all of them.",
 )
-@click.option(
-    "--ray",
-    is_flag=False,
-    flag_value="auto",
-    default=None,
-    metavar="[ADDRESS]",
-    help="Run each model as a Ray task (default: the cluster this machine joined; 'local': a new one).",
-)
+@ray_option("Run each model as a Ray task")
 @click.option("--ray-gpus", type=float, default=0.0, show_default=True, help="GPUs each Ray task needs.")
 @click.option(
     "--response-format",
